@@ -1,0 +1,48 @@
+"""The pytest plugin of ``deriv_sdk``: a ``deriv_server`` fixture.
+
+Installed through the ``pytest11`` entry point, so pytest loads this module whenever
+``deriv_sdk`` is installed, even without the ``testing`` extra. That is why nothing here
+imports ``websockets`` or :class:`~deriv_sdk.testing.LocalServer` at module level: the import
+happens inside the fixture, and only a test that asks for ``deriv_server`` needs the extra.
+
+Usage::
+
+    def test_my_bot(deriv_server):
+        bot = MyBot(url=deriv_server.url, token="test-token")
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from deriv_sdk.testing.server import LocalServer
+
+#: Seconds between two ticks of every stream of the fixture's server: small, so that tests
+#: that wait for a few ticks or for a 2-tick contract to settle stay fast (20 ticks/s).
+FIXTURE_TICK_INTERVAL = 0.05
+
+#: The token the fixture's server accepts (a virtual USD account with 10,000).
+FIXTURE_TOKEN = "test-token"
+
+
+@pytest.fixture
+def deriv_server() -> Iterator[LocalServer]:
+    """A started :class:`~deriv_sdk.testing.LocalServer`, stopped after the test.
+
+    It listens on ``127.0.0.1`` on a free port, accepts the token ``"test-token"`` (a virtual
+    USD account with 10,000), ticks every 0.05 s and uses the seed 1234, so that the prices of
+    a test run are reproducible. Use ``deriv_server.url`` to connect.
+    """
+    from deriv_sdk.testing.server import LocalServer
+
+    server = LocalServer(tokens=[FIXTURE_TOKEN], tick_interval=FIXTURE_TICK_INTERVAL, seed=1234)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
