@@ -1,0 +1,322 @@
+"""Request dispatch, and the calls that need no account: ping, time, website_status,
+active_symbols, ticks, ticks_history, forget, forget_all, authorize, logout.
+
+Every handler runs on the connection's handler thread, under the server's state lock, and
+returns the reply (a dict) or raises :class:`~deriv_sdk.testing.envelope.ApiError`. Stream
+messages are queued on the session; nothing here blocks on a socket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from deriv_sdk.testing import envelope, trading
+from deriv_sdk.testing.envelope import ApiError, new_id, reply
+from deriv_sdk.testing.market import GRANULARITIES, SYMBOLS, active_symbols, format_quote
+from deriv_sdk.testing.session import Session, Stream, stream_key
+from deriv_sdk.testing.validation import IMPLEMENTED, auth_required, find_call, validate
+
+if TYPE_CHECKING:
+    from deriv_sdk.testing.server import LocalServer
+
+Handler = Callable[["LocalServer", Session, dict[str, Any]], "dict[str, Any] | None"]
+
+
+def msg_type_of(call: str | None, request: dict[str, Any]) -> str:
+    """The ``msg_type`` of the (first) reply to ``request``; also used for its errors."""
+    if call is None or call not in IMPLEMENTED:
+        return "error"
+    if call == "ticks":
+        return "tick"
+    if call == "ticks_history":
+        return "candles" if request.get("style") == "candles" else "history"
+    return call
+
+
+def dispatch(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any] | None:
+    """Answer one decoded request: the reply, or Deriv's error envelope.
+
+    Returns None when the handler queued its messages itself (``buy`` and ``sell`` queue
+    their receipt before the balance and transaction updates they cause).
+    """
+    call = find_call(request)
+    msg_type = msg_type_of(call, request)
+    try:
+        if not session.app_id_ok:
+            raise ApiError("InvalidAppID", "Your app_id is invalid.")
+        if call is None or call not in IMPLEMENTED:
+            raise ApiError("UnrecognisedRequest", "Unrecognised request.")
+        limit = srv.rate_limits.get(call)
+        if limit is not None and not session.rate_ok(call, limit):
+            raise ApiError("RateLimit", f"You have reached the rate limit for {call}.")
+        problem = validate(call, request)
+        if problem is not None:
+            raise ApiError("InputValidationFailed", problem[0], problem[1])
+        if auth_required(call) and session.account is None:
+            raise ApiError("AuthorizationRequired", "Please log in.")
+        with srv.lock:
+            return HANDLERS[call](srv, session, request)
+    except ApiError as err:
+        return envelope.error(call, request, err, msg_type)
+
+
+def _ping(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    return reply("ping", request, "ping", "pong")
+
+
+def _time(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    return reply("time", request, "time", int(time.time()))
+
+
+def _website_status(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    limits = srv.rate_limits
+
+    def per_minute(call: str, default: int) -> int:
+        return limits.get(call, default)
+
+    status = {
+        "api_call_limits": {
+            "max_proposal_subscription": {
+                "applies_to": "subscribing to proposal concurrently",
+                "max": 5,
+            },
+            "max_requestes_general": {
+                "applies_to": "rest of calls",
+                "hourly": 14400,
+                "minutely": 180,
+            },
+            "max_requests_outcome": {
+                "applies_to": "portfolio, statement and proposal",
+                "hourly": 1500,
+                "minutely": per_minute("portfolio", 25),
+            },
+            "max_requests_pricing": {
+                "applies_to": "proposal and proposal_open_contract",
+                "hourly": 3600,
+                "minutely": per_minute("proposal", 80),
+            },
+        },
+        "broker_codes": ["CR", "MF", "VRTC"],
+        "clients_country": "id",
+        "currencies_config": {
+            "USD": {
+                "fractional_digits": 2,
+                "is_deposit_suspended": 0,
+                "is_suspended": 0,
+                "is_withdrawal_suspended": 0,
+                "name": "US Dollar",
+                "stake_default": 10,
+                "transfer_between_accounts": {
+                    "fees": {"USD": 0},
+                    "limits": {"max": 10000, "min": 1},
+                },
+                "type": "fiat",
+            }
+        },
+        "site_status": "up",
+        "supported_languages": ["EN"],
+        "terms_conditions_version": "Version 4.2.0 2020-08-07",
+    }
+    sub = None
+    if request.get("subscribe") == 1:
+        sub = _subscribe(session, "website_status", request, "website_status", "website_status")
+    return reply("website_status", request, "website_status", status, sub)
+
+
+def _active_symbols(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    items = active_symbols(srv.market, request["active_symbols"])
+    return reply("active_symbols", request, "active_symbols", items)
+
+
+def _subscribe(
+    session: Session,
+    call: str,
+    request: dict[str, Any],
+    kind: str,
+    msg_type: str,
+    key: str | None = None,
+    symbol: str | None = None,
+    data: dict[str, Any] | None = None,
+    what: str | None = None,
+) -> str:
+    """Register a stream; ``AlreadySubscribed`` when an identical one exists."""
+    key = key or stream_key(call, request)
+    if key in session.stream_keys:
+        raise ApiError("AlreadySubscribed", f"You are already subscribed to {what or call}.")
+    stream = Stream(new_id(), kind, call, request, key, msg_type, symbol, data or {})
+    session.add_stream(stream)
+    return stream.id
+
+
+def _open_symbol(symbol: str) -> None:
+    info = SYMBOLS.get(symbol)
+    if info is None:
+        raise ApiError("InvalidSymbol", f"Symbol {symbol} invalid.")
+    if not info.is_open:
+        raise ApiError("MarketIsClosed", "This market is presently closed.")
+
+
+def _ticks(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    symbols = request["ticks"] if isinstance(request["ticks"], list) else [request["ticks"]]
+    for symbol in symbols:
+        _open_symbol(symbol)
+    # Deriv streams ticks even without "subscribe" (its docs say ticks subscribes itself).
+    messages = []
+    for symbol in symbols:
+        sub = _subscribe(
+            session, "ticks", request, "ticks", "tick", f"ticks:{symbol}", symbol, what=symbol
+        )
+        tick = srv.market.tick(symbol, srv.market.epochs[symbol] or int(time.time()), sub)
+        messages.append(reply("ticks", request, "tick", tick, sub))
+    for extra in messages[1:]:
+        session.send(extra)
+    return messages[0]
+
+
+def _ticks_history(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    symbol = request["ticks_history"]
+    info = SYMBOLS.get(symbol)
+    if info is None:
+        raise ApiError("InvalidSymbol", f"Symbol {symbol} invalid.")
+    now = int(time.time())
+    end = now if request["end"] == "latest" else min(now, int(request["end"]))
+    count = max(1, min(int(request.get("count", 1000)), 5000))
+    start = int(request.get("start", end - 86400))
+    if start > end:
+        raise ApiError("InvalidStartEnd", "Start time is later than end time.")
+    style = request.get("style", "ticks")
+    granularity = int(request.get("granularity", 60))
+    if style == "candles" and granularity not in GRANULARITIES:
+        raise ApiError("InvalidGranularity", "Granularity is not valid.")
+    sub = None
+    if request.get("subscribe") == 1:
+        if not info.is_open:
+            raise ApiError("MarketIsClosed", "This market is presently closed.")
+        if style == "candles":
+            sub = _subscribe(
+                session,
+                "ticks_history",
+                request,
+                "candles",
+                "ohlc",
+                f"candles:{symbol}:{granularity}",
+                symbol,
+                {"granularity": granularity},
+                symbol,
+            )
+        else:
+            sub = _subscribe(
+                session,
+                "ticks_history",
+                request,
+                "ticks",
+                "tick",
+                f"ticks:{symbol}",
+                symbol,
+                what=symbol,
+            )
+    if style == "candles":
+        candles = srv.market.candles(symbol, start, end, count, granularity)
+        if sub is not None and candles:
+            last = candles[-1]
+            session.streams[sub].data.update(candle=dict(last))
+        message = reply("ticks_history", request, "candles", candles, sub)
+    else:
+        prices, times = srv.market.history(symbol, start, end, count)
+        message = reply(
+            "ticks_history", request, "history", {"prices": prices, "times": times}, sub
+        )
+    message["pip_size"] = info.pip_size
+    return message
+
+
+def market_tick(srv: LocalServer, symbol: str, epoch: int, quote: float) -> None:
+    """Send the tick and candle stream messages of ``symbol`` (scheduler, under the lock)."""
+    for session in srv.sessions_snapshot():
+        for stream in list(session.streams.values()):
+            if stream.symbol != symbol:
+                continue
+            if stream.kind == "ticks":
+                tick = srv.market.tick(symbol, epoch, stream.id)
+                session.send(reply(stream.call, stream.request, "tick", tick, stream.id))
+            elif stream.kind == "candles":
+                session.send(_ohlc(stream, symbol, epoch, quote))
+
+
+def _ohlc(stream: Stream, symbol: str, epoch: int, quote: float) -> dict[str, Any]:
+    granularity = stream.data["granularity"]
+    open_time = epoch - epoch % granularity
+    candle = stream.data.get("candle")
+    if candle is None or candle["epoch"] != open_time:
+        candle = {"epoch": open_time, "open": quote, "high": quote, "low": quote, "close": quote}
+    candle.update(high=max(candle["high"], quote), low=min(candle["low"], quote), close=quote)
+    stream.data["candle"] = candle
+    ohlc = {
+        "close": format_quote(symbol, candle["close"]),
+        "epoch": epoch,
+        "granularity": granularity,
+        "high": format_quote(symbol, candle["high"]),
+        "id": stream.id,
+        "low": format_quote(symbol, candle["low"]),
+        "open": format_quote(symbol, candle["open"]),
+        "open_time": open_time,
+        "pip_size": SYMBOLS[symbol].pip_size,
+        "symbol": symbol,
+    }
+    return reply(stream.call, stream.request, "ohlc", ohlc, stream.id)
+
+
+def _forget(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    stream = session.remove_stream(request["forget"])
+    if stream is not None:
+        srv.proposals.pop(stream.id, None)
+    return reply("forget", request, "forget", 1 if stream is not None else 0)
+
+
+def _forget_all(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    kinds = request["forget_all"]
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    ids = [s.id for s in list(session.streams.values()) if s.kind in kinds]
+    for stream_id in ids:
+        session.remove_stream(stream_id)
+        srv.proposals.pop(stream_id, None)
+    return reply("forget_all", request, "forget_all", ids)
+
+
+def _authorize(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    account = srv.accounts.get(request["authorize"])
+    if account is None:
+        raise ApiError("InvalidToken", "The token is invalid.")
+    session.account = account
+    return reply("authorize", request, "authorize", account.authorize_payload())
+
+
+def _logout(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    session.account = None
+    for stream in list(session.streams.values()):
+        if stream.kind in ("balance", "transaction", "proposal_open_contract"):
+            session.remove_stream(stream.id)
+    return reply("logout", request, "logout", 1)
+
+
+HANDLERS: dict[str, Handler] = {
+    "active_symbols": _active_symbols,
+    "authorize": _authorize,
+    "balance": trading.balance,
+    "buy": trading.buy,
+    "forget": _forget,
+    "forget_all": _forget_all,
+    "logout": _logout,
+    "ping": _ping,
+    "portfolio": trading.portfolio,
+    "proposal": trading.proposal,
+    "proposal_open_contract": trading.proposal_open_contract,
+    "sell": trading.sell,
+    "ticks": _ticks,
+    "ticks_history": _ticks_history,
+    "time": _time,
+    "transaction": trading.transaction,
+    "website_status": _website_status,
+}

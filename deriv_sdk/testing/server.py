@@ -1,0 +1,426 @@
+"""``LocalServer``: a Deriv v3 compatible WebSocket server on loopback, with fault controls.
+
+Threads (all daemons named ``deriv_sdk-server-...``, all joined by :meth:`LocalServer.stop`):
+
+- ``deriv_sdk-server-accept``: accepts TCP connections and starts one handler thread each
+  (our own accept loop on the socket that :func:`websockets.sync.server.serve` opened, so that
+  every thread is a named daemon that we can join);
+- ``deriv_sdk-server-conn-N``: websockets' handshake and our request handler for connection N;
+- ``deriv_sdk-server-recv-N``: websockets' reader thread for connection N;
+- ``deriv_sdk-server-send-N``: our writer for connection N (the only thread that sends on it);
+- ``deriv_sdk-server-ticks``: the one scheduler that moves the market every ``tick_interval``
+  and queues the messages of every stream (ticks, candles, proposals, open contracts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.sync.server import Server, ServerConnection, serve
+
+from deriv_sdk.testing import envelope
+from deriv_sdk.testing.accounts import Account, Contract, make_accounts
+from deriv_sdk.testing.handlers import dispatch, market_tick
+from deriv_sdk.testing.market import SYMBOLS, Market
+from deriv_sdk.testing.session import Session
+from deriv_sdk.testing.trading import ProposalEntry, trading_tick
+
+logger = logging.getLogger("deriv_sdk.testing")
+
+#: Seconds that :meth:`LocalServer.stop` waits for connections to close cleanly before it
+#: drops them, and then for threads to end.
+STOP_TIMEOUT = 3.0
+
+
+class LocalServer:
+    """A real WebSocket server that speaks Deriv's v3 protocol, for development and tests.
+
+    Args:
+        host: interface to listen on.
+        port: TCP port; 0 picks a free one (read it from :attr:`port`).
+        tokens: valid tokens for ``authorize``: a list (each token gets a virtual USD account
+            with 10,000) or a dict token -> account fields (``loginid``, ``currency``,
+            ``balance``, ``email``, ``fullname``, ``country``, ``scopes``).
+        tick_interval: seconds between two ticks of every stream (e.g. 0.01 for 100 ticks/s).
+        seed: seed of the random walk of quotes (None: different every run).
+        ssl_context: a server-side :class:`ssl.SSLContext` to serve ``wss://``.
+        rate_limits: call name -> most requests per minute per connection; beyond it the
+            request gets Deriv's ``RateLimit`` error.
+
+    Connections whose URL has no numeric ``app_id`` query parameter complete the handshake,
+    then every request gets Deriv's ``InvalidAppID`` error and, after the first such answer,
+    the server closes the connection with code 1008.
+
+    Fault controls (any thread, any time): :meth:`drop`, :meth:`close_all`, :meth:`stall` /
+    :meth:`resume`, :meth:`delay`, :meth:`send_malformed`, :meth:`refuse`.
+
+    Stalling: while stalled, nothing is sent on any connection (no replies, no ticks, no
+    answer to ``{"ping": 1}``) and the markets stand still. Requests that arrive are *held*,
+    recorded in :attr:`requests` at once, and answered in order after :meth:`resume`.
+    websockets' own reader still answers protocol-level Ping frames (control frames, not
+    Deriv messages).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: list[str] | dict[str, dict[str, Any]] | None = None,
+        tick_interval: float = 1.0,
+        seed: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        rate_limits: dict[str, int] | None = None,
+    ) -> None:
+        if tick_interval <= 0:
+            raise ValueError("tick_interval must be positive")
+        self.host = host
+        self.port = port
+        self.tick_interval = float(tick_interval)
+        self.ssl_context = ssl_context
+        self.rate_limits: dict[str, int] = dict(rate_limits or {})
+        # State shared by handlers and the scheduler, guarded by ``lock``.
+        self.lock = threading.RLock()
+        self.market = Market(seed)
+        self.accounts: dict[str, Account] = make_accounts(tokens)
+        self.accounts_by_login = {a.loginid: a for a in self.accounts.values()}
+        self.contracts: dict[int, Contract] = {}
+        self.proposals: dict[str, ProposalEntry] = {}
+        self._sessions: set[Session] = set()
+        # Bookkeeping of threads and connections, guarded by ``_meta``.
+        self._meta = threading.Lock()
+        self._requests: list[dict[str, Any]] = []
+        self._threads: list[threading.Thread] = []
+        self._conns: list[ServerConnection] = []
+        self._numbers = itertools.count(1)
+        self._refuse_count = 0
+        self._refuse_status = 503
+        self._delay = 0.0
+        self._running = threading.Event()  # cleared while stalled
+        self._running.set()
+        self._stopping = threading.Event()
+        self._state = "new"  # new -> started -> stopped
+        self._server: Server | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port/websockets/v3?app_id=1089&l=EN&brand=deriv`` (``wss://`` with TLS)."""
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/websockets/v3?app_id=1089&l=EN&brand=deriv"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received (decoded JSON objects), in order, across connections."""
+        with self._meta:
+            return list(self._requests)
+
+    def start(self) -> LocalServer:
+        """Listen and start the threads; returns once the socket listens. Returns self.
+
+        Raises:
+            RuntimeError: when called twice.
+            OSError: when the address cannot be bound.
+        """
+        if self._state != "new":
+            raise RuntimeError("a LocalServer can only be started once")
+        owner = self
+
+        class _Connection(ServerConnection):
+            """Names websockets' reader thread ours, and lets stop() join it."""
+
+            app_id_ok = True
+            number = 0
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.number = owner._current_number()
+                self.recv_events_thread.name = f"deriv_sdk-server-recv-{self.number}"
+                owner._track(self.recv_events_thread, self)
+
+        self._server = serve(
+            self._handle,
+            self.host,
+            self.port,
+            ssl=self.ssl_context,
+            process_request=self._process_request,
+            compression=None,
+            ping_interval=None,  # Deriv pings at the JSON level; stall() must send nothing
+            close_timeout=2.0,
+            create_connection=_Connection,
+            logger=logging.getLogger("deriv_sdk.testing.websockets"),
+        )
+        self.port = self._server.socket.getsockname()[1]
+        self._state = "started"
+        for name, target in (("accept", self._accept_loop), ("ticks", self._tick_loop)):
+            thread = threading.Thread(target=target, name=f"deriv_sdk-server-{name}", daemon=True)
+            self._track(thread)
+            thread.start()
+        logger.info("LocalServer listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and join every thread. Idempotent, bounded in time.
+
+        Connections get a close frame (1001) first; those still open after a short wait are
+        dropped.
+        """
+        with self._meta:
+            if self._state != "started":
+                self._state = "stopped"
+                return
+            self._state = "stopped"
+        self._stopping.set()
+        self._running.set()  # let held requests go, so that handler threads can end
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        with self._meta:
+            threads = list(self._threads)
+        threads[0].join(STOP_TIMEOUT)  # the accept loop: no new connections after this
+        assert self._server is not None
+        self._server.socket.close()
+        closed = getattr(self._server, "socket_closed", None)
+        if isinstance(closed, threading.Event):
+            closed.set()  # handshakes still in progress get HTTP 503
+        for session in self._sessions_copy():
+            session.request_close(1001, "server stopping")
+        if not self._join_all(time.monotonic() + STOP_TIMEOUT):
+            self._abort_sockets()
+            if not self._join_all(time.monotonic() + STOP_TIMEOUT):
+                alive = [t.name for t in self._threads_copy() if t.is_alive()]
+                logger.warning("LocalServer.stop(): threads still alive: %s", alive)
+        self._wake_r.close()
+        self._wake_w.close()
+        logger.info("LocalServer stopped")
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- fault controls ----------------------------------------------------------------
+
+    def drop(self) -> None:
+        """Close every connection abruptly: shut the TCP socket down, no close frame."""
+        self._abort_sockets(only_open=True)
+
+    def close_all(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake of every connection with ``code``/``reason``.
+
+        Returns at once; each connection's writer sends the close frame (before anything
+        still queued, even while stalled or delayed).
+        """
+        for session in self._sessions_copy():
+            session.request_close(code, reason)
+
+    def stall(self) -> None:
+        """Stop answering and sending on every connection (see the class docstring)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """End :meth:`stall`: held requests are answered and streams go on."""
+        self._running.set()
+        for session in self._sessions_copy():
+            session.wake()
+
+    def delay(self, seconds: float) -> None:
+        """Delay every message queued from now on by ``seconds`` (0 ends the delay)."""
+        if seconds < 0:
+            raise ValueError("delay must be >= 0")
+        self._delay = float(seconds)
+
+    def send_malformed(self) -> None:
+        """Queue one text frame that is not JSON to every connection."""
+        for session in self._sessions_copy():
+            session.send_text('{"msg_type": "tick", not json')
+
+    def refuse(self, count: int, status: int = 503) -> None:
+        """Answer the next ``count`` opening handshakes with HTTP ``status`` instead."""
+        with self._meta:
+            self._refuse_count = count
+            self._refuse_status = status
+
+    # -- internals: connections ----------------------------------------------------------
+
+    def sessions_snapshot(self) -> list[Session]:
+        """The open sessions (call with :attr:`lock` held)."""
+        return list(self._sessions)
+
+    def _sessions_copy(self) -> list[Session]:
+        with self.lock:
+            return list(self._sessions)
+
+    def _threads_copy(self) -> list[threading.Thread]:
+        with self._meta:
+            return list(self._threads)
+
+    def _current_number(self) -> int:
+        name = threading.current_thread().name
+        return int(name.rsplit("-", 1)[1]) if name.startswith("deriv_sdk-server-conn-") else 0
+
+    def _track(self, thread: threading.Thread, conn: ServerConnection | None = None) -> None:
+        with self._meta:
+            self._threads = [t for t in self._threads if t.is_alive() or not t.ident] + [thread]
+            if conn is not None:
+                self._conns = [c for c in self._conns if c.recv_events_thread.is_alive()]
+                self._conns.append(conn)
+
+    def _join_all(self, deadline: float) -> bool:
+        for thread in self._threads_copy():
+            if thread is not threading.current_thread() and thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads_copy())
+
+    def _abort_sockets(self, only_open: bool = False) -> None:
+        with self._meta:
+            conns = list(self._conns)
+        for conn in conns:
+            if only_open and conn.request is None:
+                continue
+            with contextlib.suppress(OSError):  # already closed
+                conn.socket.shutdown(socket.SHUT_RDWR)
+
+    def _accept_loop(self) -> None:
+        assert self._server is not None
+        listener = self._server.socket
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                ready = selector.select(timeout=1.0)
+                if self._stopping.is_set():
+                    return
+                if not any(key.fileobj is listener for key, _ in ready):
+                    continue
+                try:
+                    sock, addr = listener.accept()
+                except (BlockingIOError, InterruptedError, ssl.SSLError):
+                    continue
+                except OSError:
+                    return  # the listening socket was closed
+                sock.setblocking(True)
+                number = next(self._numbers)
+                thread = threading.Thread(
+                    target=self._server.handler,
+                    args=(sock, addr),
+                    name=f"deriv_sdk-server-conn-{number}",
+                    daemon=True,
+                )
+                self._track(thread)
+                thread.start()
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        with self._meta:
+            if self._refuse_count > 0:
+                self._refuse_count -= 1
+                return conn.respond(self._refuse_status, "Service Unavailable\n")
+        query = parse_qs(urlsplit(request.path).query)
+        app_id = query.get("app_id", [""])[0]
+        conn.app_id_ok = app_id.isdigit()  # type: ignore[attr-defined]
+        return None
+
+    def _handle(self, conn: ServerConnection) -> None:
+        """Serve one connection (its ``deriv_sdk-server-conn-N`` thread)."""
+        session = Session(
+            conn,
+            getattr(conn, "number", 0),
+            bool(getattr(conn, "app_id_ok", True)),
+            lambda: not self._running.is_set(),
+            lambda: self._delay,
+        )
+        with self.lock:
+            if self._stopping.is_set():
+                return
+            self._sessions.add(session)
+        self._track(session.writer)
+        session.writer.start()
+        try:
+            while True:
+                raw = conn.recv()
+                self._on_message(session, raw)
+        except ConnectionClosed:
+            pass
+        except Exception:  # a bug: log it, never let it pass silently
+            logger.exception("LocalServer: connection %d failed", session.number)
+        finally:
+            with self.lock:
+                self._sessions.discard(session)
+                session.streams.clear()
+            session.finish()
+
+    def _on_message(self, session: Session, raw: str | bytes) -> None:
+        request: Any = None
+        problem = None
+        if isinstance(raw, bytes):
+            problem = "Binary frames are not supported; send JSON text frames."
+        else:
+            try:
+                request = json.loads(raw)
+            except ValueError:
+                problem = "Input validation failed: the request is not valid JSON."
+            else:
+                if not isinstance(request, dict):
+                    problem = "Input validation failed: the request must be a JSON object."
+        if isinstance(request, dict):
+            with self._meta:
+                self._requests.append(request)
+        # stall(): hold the request until resume() (or stop()).
+        while not self._running.wait(0.2):
+            if self._stopping.is_set():
+                return
+        if problem is not None or not isinstance(request, dict):
+            err = envelope.ApiError("InputValidationFailed", problem or "", {})
+            session.send(envelope.error(None, {}, err, "error"))
+            return
+        message = dispatch(self, session, request)
+        if message is not None:
+            session.send(message)
+        if not session.app_id_ok:
+            session.request_close(1008, "Invalid app_id")
+
+    # -- internals: the tick scheduler ---------------------------------------------------
+
+    def _tick_loop(self) -> None:
+        interval = self.tick_interval
+        next_at = time.monotonic()
+        while True:
+            if self._stopping.wait(max(0.0, next_at - time.monotonic())):
+                return
+            now = time.monotonic()
+            next_at += interval
+            if next_at < now:  # fell behind (a slow machine): skip, do not burst
+                next_at = now + interval
+            if not self._running.is_set():
+                continue
+            epoch = int(time.time())
+            try:
+                with self.lock:
+                    for symbol, info in SYMBOLS.items():
+                        if not info.is_open:
+                            continue
+                        quote = self.market.step(symbol, epoch)
+                        market_tick(self, symbol, epoch, quote)
+                        trading_tick(self, symbol, epoch, quote)
+            except Exception:  # a bug: log it and keep the market alive
+                logger.exception("LocalServer: tick failed")

@@ -1,0 +1,385 @@
+"""The calls that act on an account: balance, proposal, buy, proposal_open_contract, sell,
+portfolio, transaction; and what every tick does to open contracts and price streams.
+
+Like :mod:`deriv_sdk.testing.handlers`, every function here runs under the server's state lock
+and only queues messages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deriv_sdk.testing.accounts import Account, Contract, Quote, next_id, price
+from deriv_sdk.testing.envelope import ApiError, new_id, reply
+from deriv_sdk.testing.market import SYMBOLS
+from deriv_sdk.testing.session import Session, Stream, stream_key
+
+if TYPE_CHECKING:
+    from deriv_sdk.testing.server import LocalServer
+
+#: Seconds a proposal id from a request without ``subscribe`` stays valid for ``buy``.
+PROPOSAL_TTL = 60.0
+
+
+@dataclass
+class ProposalEntry:
+    """A proposal id that ``buy`` accepts: its price, its connection, its expiry."""
+
+    quote: Quote
+    session: Session
+    expires: float | None  # time.monotonic() deadline; None while its stream lives
+
+
+def _account(session: Session) -> Account:
+    assert session.account is not None  # dispatch() checked auth_required
+    return session.account
+
+
+def _add_stream(
+    session: Session, call: str, request: dict[str, Any], kind: str, msg_type: str, **data: Any
+) -> str:
+    key = stream_key(call, request)
+    if key in session.stream_keys:
+        raise ApiError("AlreadySubscribed", f"You are already subscribed to {call}.")
+    stream = Stream(new_id(), kind, call, request, key, msg_type, data.pop("symbol", None), data)
+    session.add_stream(stream)
+    return stream.id
+
+
+# -- balance and transaction ---------------------------------------------------------------
+
+
+def _balance_payload(account: Account, stream_id: str | None, everything: bool) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "balance": round(account.balance, 2),
+        "currency": account.currency,
+        "loginid": account.loginid,
+    }
+    if everything:
+        payload["accounts"] = {
+            account.loginid: {
+                "balance": round(account.balance, 2),
+                "converted_amount": round(account.balance, 2),
+                "currency": account.currency,
+                "demo_account": account.is_virtual,
+                "status": 1,
+                "type": "deriv",
+            }
+        }
+        kind = "deriv_demo" if account.is_virtual else "deriv"
+        payload["total"] = {kind: {"amount": round(account.balance, 2), "currency": "USD"}}
+    if stream_id is not None:
+        payload["id"] = stream_id
+    return payload
+
+
+def balance(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    """``balance``: the current account's balance (``account: all`` adds ``accounts``)."""
+    account = _account(session)
+    which = request.get("account", "current")
+    if which not in ("current", "all", account.loginid):
+        raise ApiError(
+            "PermissionDenied", "Permission denied, balances of accounts cannot be accessed."
+        )
+    sub = None
+    if request.get("subscribe") == 1:
+        sub = _add_stream(session, "balance", request, "balance", "balance", all=which == "all")
+    payload = _balance_payload(account, sub, which == "all")
+    return reply("balance", request, "balance", payload, sub)
+
+
+def transaction(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    """``transaction``: start the stream of the account's transactions."""
+    sub = _add_stream(session, "transaction", request, "transaction", "transaction")
+    return reply("transaction", request, "transaction", {}, sub)
+
+
+def _notify_account(srv: LocalServer, account: Account, tx: dict[str, Any]) -> None:
+    """Send ``tx`` to the transaction streams and the new balance to the balance streams."""
+    for session in srv.sessions_snapshot():
+        if session.account is None or session.account.loginid != account.loginid:
+            continue
+        for stream in list(session.streams.values()):
+            if stream.kind == "transaction":
+                payload = {**tx, "id": stream.id}
+                session.send(reply(stream.call, stream.request, "transaction", payload, stream.id))
+            elif stream.kind == "balance":
+                payload = _balance_payload(account, stream.id, bool(stream.data.get("all")))
+                session.send(reply(stream.call, stream.request, "balance", payload, stream.id))
+
+
+def _tx(
+    contract: Contract, account: Account, action: str, amount: float, now: int
+) -> dict[str, Any]:
+    tx: dict[str, Any] = {
+        "action": action,
+        "amount": round(amount, 2),
+        "balance": round(account.balance, 2),
+        "contract_id": contract.contract_id,
+        "currency": contract.currency,
+        "date_expiry": contract.date_expiry,
+        "display_name": SYMBOLS[contract.symbol].display_name,
+        "longcode": contract.longcode,
+        "symbol": contract.symbol,
+        "transaction_id": contract.buy_transaction_id,
+        "transaction_time": now,
+    }
+    if action == "sell":
+        tx["purchase_time"] = contract.date_start
+        tx["transaction_id"] = contract.sell_transaction_id
+    return tx
+
+
+# -- proposal, buy, sell -------------------------------------------------------------------
+
+
+def proposal(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    """``proposal``: price a CALL/PUT; with ``subscribe`` re-priced on every tick."""
+    now = int(time.time())
+    quote = price(request, srv.market, now)
+    if request.get("subscribe") == 1:
+        sub = _add_stream(session, "proposal", request, "proposal", "proposal", symbol=quote.symbol)
+        srv.proposals[sub] = ProposalEntry(quote, session, None)
+        return reply("proposal", request, "proposal", quote.payload(sub, now), sub)
+    proposal_id = new_id()
+    srv.proposals[proposal_id] = ProposalEntry(quote, session, time.monotonic() + PROPOSAL_TTL)
+    return reply("proposal", request, "proposal", quote.payload(proposal_id, now))
+
+
+def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
+    """``buy``: from a proposal id, or ``"1"`` with ``parameters``; debits the balance."""
+    account = _account(session)
+    now = int(time.time())
+    if request["buy"] == "1":
+        if "parameters" not in request:
+            raise ApiError("InvalidContractProposal", "Unknown contract proposal")
+        quote = price(request["parameters"], srv.market, now)
+    else:
+        entry = srv.proposals.get(request["buy"])
+        if (
+            entry is None
+            or entry.session is not session
+            or (entry.expires is not None and entry.expires < time.monotonic())
+        ):
+            raise ApiError("InvalidContractProposal", "Unknown contract proposal")
+        quote = entry.quote
+    if float(request["price"]) < quote.ask_price:
+        raise ApiError(
+            "PriceMoved",
+            "The underlying market has moved too much since you priced the contract. "
+            f"The contract price has changed from {float(request['price']):.2f} "
+            f"{account.currency} to {quote.ask_price:.2f} {account.currency}.",
+        )
+    if quote.ask_price > account.balance:
+        raise ApiError(
+            "InsufficientBalance",
+            f"Your account balance ({account.currency}{account.balance:.2f}) is insufficient "
+            f"to buy this contract ({account.currency}{quote.ask_price:.2f}).",
+        )
+    if request["buy"] != "1":
+        # Deriv ends a proposal's stream once it is bought.
+        srv.proposals.pop(request["buy"], None)
+        session.remove_stream(request["buy"])
+    contract = Contract(
+        contract_id=next_id(),
+        loginid=account.loginid,
+        currency=account.currency,
+        symbol=quote.symbol,
+        contract_type=quote.contract_type,
+        buy_price=quote.ask_price,
+        payout=quote.payout,
+        barrier_offset=quote.barrier_offset,
+        barrier_value=quote.barrier_value,
+        duration_ticks=quote.duration_ticks,
+        date_start=now,
+        date_expiry=now + quote.seconds,
+        longcode=quote.longcode,
+        shortcode=quote.shortcode,
+        buy_transaction_id=next_id(),
+    )
+    account.balance = round(account.balance - contract.buy_price, 2)
+    srv.contracts[contract.contract_id] = contract
+    sub = None
+    if request.get("subscribe") == 1:
+        sub = _add_stream(
+            session, "buy", request, "proposal_open_contract", "proposal_open_contract",
+            symbol=contract.symbol, contract_id=contract.contract_id,
+        )  # fmt: skip
+    receipt = {
+        "balance_after": account.balance,
+        "buy_price": contract.buy_price,
+        "contract_id": contract.contract_id,
+        "longcode": contract.longcode,
+        "payout": contract.payout,
+        "purchase_time": now,
+        "shortcode": contract.shortcode,
+        "start_time": now,
+        "transaction_id": contract.buy_transaction_id,
+    }
+    message = reply("buy", request, "buy", receipt, sub)
+    session.send(message)
+    _notify_account(srv, account, _tx(contract, account, "buy", -contract.buy_price, now))
+    # Sent here, not returned, so that it comes before the balance and transaction updates.
+
+
+def sell(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
+    """``sell``: sell an open contract at its bid price (``price`` is the minimum accepted)."""
+    account = _account(session)
+    now = int(time.time())
+    contract = srv.contracts.get(request["sell"])
+    if contract is None or contract.loginid != account.loginid or contract.is_sold:
+        raise ApiError(
+            "InvalidSellContractProposal",
+            "This contract was not found among your open positions.",
+        )
+    bid = contract.bid_price(now)
+    if float(request["price"]) > bid:
+        raise ApiError(
+            "PriceMoved",
+            "The underlying market has moved too much since you priced the contract. "
+            f"The contract sell price has changed to {bid:.2f} {account.currency}.",
+        )
+    contract.settle(now, sell_price=bid)
+    account.balance = round(account.balance + bid, 2)
+    assert contract.sell_transaction_id is not None
+    receipt = {
+        "balance_after": account.balance,
+        "contract_id": contract.contract_id,
+        "reference_id": contract.buy_transaction_id,
+        "sold_for": bid,
+        "transaction_id": contract.sell_transaction_id,
+    }
+    session.send(reply("sell", request, "sell", receipt))
+    _send_contract_updates(srv, [contract], now)
+    _notify_account(srv, account, _tx(contract, account, "sell", bid, now))
+
+
+def portfolio(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    """``portfolio``: the account's open contracts."""
+    account = _account(session)
+    types = request.get("contract_type")
+    contracts = [
+        {
+            "app_id": 1089,
+            "buy_price": c.buy_price,
+            "contract_id": c.contract_id,
+            "contract_type": c.contract_type,
+            "currency": c.currency,
+            "date_start": c.date_start,
+            "expiry_time": c.date_expiry,
+            "longcode": c.longcode,
+            "payout": c.payout,
+            "purchase_time": c.date_start,
+            "shortcode": c.shortcode,
+            "symbol": c.symbol,
+            "transaction_id": c.buy_transaction_id,
+        }
+        for c in srv.contracts.values()
+        if c.loginid == account.loginid
+        and not c.is_sold
+        and (not types or c.contract_type in types)
+    ]
+    return reply("portfolio", request, "portfolio", {"contracts": contracts})
+
+
+# -- proposal_open_contract ----------------------------------------------------------------
+
+
+def proposal_open_contract(
+    srv: LocalServer, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
+    """``proposal_open_contract``: one contract (``contract_id``) or all open ones.
+
+    An unknown contract id gets an empty ``proposal_open_contract`` object, as on Deriv. A sold
+    contract gets its final state and no stream.
+    """
+    account = _account(session)
+    now = int(time.time())
+    wanted = request.get("contract_id")
+    if wanted is not None:
+        found = srv.contracts.get(wanted)
+        contracts = [found] if found is not None and found.loginid == account.loginid else []
+    else:
+        contracts = [c for c in srv.contracts.values() if c.loginid == account.loginid]
+        contracts = [c for c in contracts if not c.is_sold]
+    sub = None
+    if request.get("subscribe") == 1 and (
+        wanted is None or (contracts and not contracts[0].is_sold)
+    ):
+        sub = _add_stream(
+            session, "proposal_open_contract", request, "proposal_open_contract",
+            "proposal_open_contract", contract_id=wanted,
+            symbol=contracts[0].symbol if wanted is not None else None,
+        )  # fmt: skip
+    if not contracts:
+        return reply("proposal_open_contract", request, "proposal_open_contract", {}, sub)
+    messages = [_poc_message(c, request, "proposal_open_contract", sub, now) for c in contracts]
+    for extra in messages[1:]:
+        session.send(extra)
+    return messages[0]
+
+
+def _poc_message(
+    contract: Contract, request: dict[str, Any], call: str, sub: str | None, now: int
+) -> dict[str, Any]:
+    payload = contract.open_contract(now)
+    if contract.is_sold:
+        sub = None  # the last message of a contract's stream has no subscription
+    if sub is not None:
+        payload["id"] = sub
+    return reply(call, request, "proposal_open_contract", payload, sub)
+
+
+def _send_contract_updates(srv: LocalServer, contracts: list[Contract], now: int) -> None:
+    """Send the POC stream messages about ``contracts``; end the streams of sold ones."""
+    for session in srv.sessions_snapshot():
+        account = session.account
+        if account is None:
+            continue
+        for stream in list(session.streams.values()):
+            if stream.kind != "proposal_open_contract":
+                continue
+            wanted = stream.data.get("contract_id")
+            for contract in contracts:
+                if contract.loginid != account.loginid:
+                    continue
+                if wanted is not None and wanted != contract.contract_id:
+                    continue
+                session.send(_poc_message(contract, stream.request, stream.call, stream.id, now))
+                if contract.is_sold and wanted is not None:
+                    session.remove_stream(stream.id)
+
+
+def trading_tick(srv: LocalServer, symbol: str, epoch: int, quote: float) -> None:
+    """What a tick of ``symbol`` does: contracts move or settle, price streams update."""
+    touched: list[Contract] = []
+    settled: list[Contract] = []
+    for contract in srv.contracts.values():
+        if contract.symbol != symbol or contract.is_sold:
+            continue
+        touched.append(contract)
+        if contract.on_tick(epoch, quote):
+            contract.settle(epoch)
+            settled.append(contract)
+    if touched:
+        _send_contract_updates(srv, touched, epoch)
+    for contract in settled:
+        account = srv.accounts_by_login[contract.loginid]
+        account.balance = round(account.balance + contract.sell_price, 2)
+        _notify_account(srv, account, _tx(contract, account, "sell", contract.sell_price, epoch))
+    now_mono = time.monotonic()
+    for proposal_id, entry in list(srv.proposals.items()):
+        if entry.expires is not None and entry.expires < now_mono:
+            del srv.proposals[proposal_id]
+    for session in srv.sessions_snapshot():
+        for stream in list(session.streams.values()):
+            if stream.kind == "proposal" and stream.symbol == symbol:
+                try:
+                    new = price(stream.request, srv.market, epoch)
+                except ApiError:
+                    continue
+                srv.proposals[stream.id] = ProposalEntry(new, session, None)
+                payload = new.payload(stream.id, epoch)
+                session.send(reply("proposal", stream.request, "proposal", payload, stream.id))
