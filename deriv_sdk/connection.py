@@ -1,0 +1,989 @@
+"""``Connection``: the browser-shaped Deriv WebSocket client, on background threads.
+
+Threads (all daemon, so a forgotten connection never keeps the interpreter alive; ``close()``
+joins them all the same):
+
+- ``deriv_sdk-io-N`` connects, reads the socket, resolves pending requests and routes stream
+  messages, and reconnects. It never runs user code, so a slow listener cannot stop it
+  reading or answering pings.
+- ``deriv_sdk-dispatch-N`` runs every listener and callback, one at a time, in arrival order.
+- ``deriv_sdk-keepalive-N`` (a ``threading.Timer``) sends the keepalive ping.
+- ``deriv_sdk-restore-N`` (only just after a reconnect) re-authorizes and re-subscribes,
+  then fires ``open``; it is not the dispatch thread, so a listener that makes a request
+  while the link is being restored does not block the restore.
+
+``self._lock`` guards the state fields; no user code, sleep or join ever runs under it.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import os
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .backoff import Backoff
+from .errors import (
+    APIError,
+    ConnectError,
+    ConnectionClosedError,
+    InvalidStateError,
+    ProtocolError,
+    RequestTimeoutError,
+)
+from .events import (
+    CloseEvent,
+    ErrorEvent,
+    Event,
+    ListenerRegistry,
+    MessageEvent,
+    OpenEvent,
+    check_type,
+)
+from .frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameError,
+    FrameParser,
+    parse_close_payload,
+)
+from .keepalive import Keepalive
+from .pending import Pending, PendingTable
+from .protocol import call_name, dumps, encode_send, loads, stamp
+from .subscriptions import (
+    NEW_STREAM,
+    MessageListener,
+    Stream,
+    Subscription,
+    SubscriptionRegistry,
+)
+from .transport import Handshake, Link
+
+__all__ = ["Connection"]
+
+logger = logging.getLogger("deriv_sdk.connection")
+
+F = TypeVar("F", bound=Callable[..., Any])
+_ids = itertools.count(1)
+_STATE_NAMES = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")
+CLOSE_HANDSHAKE_TIMEOUT = 1.0  # how long close() waits for the server to echo the close frame
+JOIN_TIMEOUT = 5.0
+_FATAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410})
+
+
+def _check_close(code: int, reason: str) -> None:
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ValueError(f"close code must be an int, not {code!r}")
+    if code != 1000 and not 3000 <= code <= 4999:
+        raise ValueError(f"close code must be 1000 or in 3000-4999, not {code}")
+    if len(reason.encode("utf-8")) > 123:
+        raise ValueError("close reason must be at most 123 UTF-8 bytes")
+
+
+class Connection:
+    """One WebSocket connection to Deriv's v3 API, shaped like the browser's ``WebSocket``.
+
+    Nothing touches the network until ``connect()``. See API.md for the whole contract; the
+    arguments are described in the README. Listeners run on the dispatch thread.
+    """
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+    def __init__(
+        self,
+        app_id: int | str | None = None,
+        *,
+        endpoint: str = "ws.derivws.com",
+        url: str | None = None,
+        language: str = "EN",
+        brand: str = "deriv",
+        keepalive_interval: float | None = 30.0,
+        keepalive_timeout: float | None = 10.0,
+        request_timeout: float = 30.0,
+        reconnect: bool = True,
+        reconnect_delay: float = 1.0,
+        reconnect_max_delay: float = 30.0,
+        max_reconnect_attempts: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if url is not None:
+            if not url.startswith(("ws://", "wss://")):
+                raise ValueError(f"url must start with ws:// or wss://, not {url.split(':')[0]}")
+            self.url = url
+        else:
+            if app_id is None:
+                app_id = os.environ.get("DERIV_APP_ID") or 1089
+            if not str(app_id).isdigit():
+                raise ValueError(f"app_id must be numeric, not {app_id!r}")
+            self.url = (
+                f"wss://{endpoint}/websockets/v3?app_id={app_id}"
+                f"&l={language.upper()}&brand={brand.lower()}"
+            )
+        if request_timeout is None or request_timeout <= 0:
+            raise ValueError("request_timeout must be > 0")
+        if max_reconnect_attempts is not None and max_reconnect_attempts < 0:
+            raise ValueError("max_reconnect_attempts must be >= 0 or None")
+        self.request_timeout = float(request_timeout)
+        self.reconnect = reconnect
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self._ssl_context = ssl_context
+        self._headers = dict(headers or {})
+        self._n = next(_ids)
+        self._backoff = Backoff(reconnect_delay, reconnect_max_delay)
+        self._keepalive = (
+            None
+            if keepalive_interval is None
+            else Keepalive(
+                keepalive_interval,
+                keepalive_timeout,
+                self._send_ping,
+                self._link_dead,
+                name=f"deriv_sdk-keepalive-{self._n}",
+            )
+        )
+
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # notified on every state change
+        self._state = Connection.CLOSED
+        self._started = False
+        self._user_closed = False
+        self._close_args = (1000, "")
+        self._fatal = False  # retrying cannot help (HTTP 4xx, InvalidAppID)
+        self._ever_opened = False
+        self._generation = 0
+        self._link: Link | None = None
+        self._handshake: Handshake | None = None
+        self._drop_reason = ""
+        self._last_connect_error: ConnectError | None = None
+        self._final_close_sent = False
+        self._token: str | None = None
+        self._stop = threading.Event()  # set by close(): ends reconnecting and backoff waits
+        self._finished = threading.Event()  # set when the io thread is done
+        self._finished.set()
+        self._forgotten: set[str] = set()
+
+        self._listeners = ListenerRegistry(self._listener_failed)
+        self._pending = PendingTable()
+        self._subs = SubscriptionRegistry(lambda stream: self._forget_id(stream.id))
+        self._queue: queue.SimpleQueue[tuple[Callable[[Any], None], Any] | None] = (
+            queue.SimpleQueue()
+        )
+        self._io_thread: threading.Thread | None = None
+        self._dispatch_thread: threading.Thread | None = None
+        self._restore_thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ public surface
+
+    @property
+    def ready_state(self) -> int:
+        """CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3)."""
+        return self._state
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.url} {_STATE_NAMES[self._state]}>"
+
+    def on(self, type: str, listener: F | None = None) -> Any:
+        """Adds ``listener`` for events of ``type`` and returns it; a decorator without it.
+
+        Listeners run on the dispatch thread, one at a time, in the order added.
+
+        Raises:
+            ValueError: ``type`` is not open, message, close or error.
+        """
+        check_type(type)
+        if listener is None:
+            return lambda fn: self.on(type, fn)
+        self._listeners.add(type, listener)
+        return listener
+
+    def once(self, type: str, listener: F | None = None) -> Any:
+        """Like ``on``, but the listener is removed after its first call."""
+        check_type(type)
+        if listener is None:
+            return lambda fn: self.once(type, fn)
+        self._listeners.add(type, listener, once=True)
+        return listener
+
+    def off(self, type: str, listener: Callable[[Any], object]) -> None:
+        """Removes ``listener`` from ``type`` (no error when it was not there)."""
+        self._listeners.remove(type, listener)
+
+    def add_event_listener(
+        self, type: str, listener: Callable[[Any], object], once: bool = False
+    ) -> None:
+        """The browser-named form of ``on`` / ``once``."""
+        self._listeners.add(type, listener, once=once)
+
+    def remove_event_listener(self, type: str, listener: Callable[[Any], object]) -> None:
+        """The browser-named form of ``off``."""
+        self._listeners.remove(type, listener)
+
+    def connect(self, timeout: float | None = None) -> Connection:
+        """Starts connecting on the background threads.
+
+        Args:
+            timeout: None returns at once (like ``new WebSocket(url)``); a number blocks
+                until OPEN.
+
+        Raises:
+            ConnectError: With a timeout: the connection failed or the time ran out (the
+                connection is then closed, and its ``error`` and ``close`` events have run).
+            InvalidStateError: ``connect()`` was called before on this connection.
+        """
+        with self._lock:
+            if self._started or self._user_closed:
+                raise InvalidStateError("connect() can be called once per Connection")
+            self._started = True
+            self._state = Connection.CONNECTING
+            self._finished.clear()
+        self._connect_timeout = timeout if timeout is not None else self.request_timeout
+        self._dispatch_thread = threading.Thread(
+            target=self._dispatch_loop, name=f"deriv_sdk-dispatch-{self._n}", daemon=True
+        )
+        self._io_thread = threading.Thread(
+            target=self._io_main, name=f"deriv_sdk-io-{self._n}", daemon=True
+        )
+        self._dispatch_thread.start()
+        self._io_thread.start()
+        if timeout is None:
+            return self
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._state == Connection.CONNECTING and not self._finished.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            state = self._state
+        if state == Connection.OPEN:
+            return self
+        error = self._last_connect_error
+        self.close()
+        if error is not None:
+            raise error
+        raise ConnectError(f"cannot connect to {self.url}: timed out after {timeout}s")
+
+    def send(self, data: object) -> None:
+        """Sends ``data`` as is: dict/list as JSON text, str as text, bytes as binary.
+
+        Safe from any thread. No ``req_id`` is added.
+
+        Raises:
+            TypeError: Another type, or a value JSON cannot encode (nothing is sent).
+            InvalidStateError: The connection is not OPEN.
+            ConnectionClosedError: The socket broke while sending.
+        """
+        opcode, body = encode_send(data)
+        link = self._link
+        if self._state != Connection.OPEN or link is None:
+            raise InvalidStateError(f"send() needs an OPEN connection, not {self._state_name()}")
+        link.send_frame(opcode, body)
+
+    def request(self, payload: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Sends ``payload`` with a fresh ``req_id`` and blocks until its answer.
+
+        Safe from any thread, including from inside a listener. Waits for OPEN (within the
+        timeout) while connecting or reconnecting.
+
+        Returns:
+            The response dict.
+
+        Raises:
+            APIError: The server answered with an error.
+            RequestTimeoutError: No answer within ``timeout`` (default ``request_timeout``).
+            ConnectionClosedError: The connection dropped or closed first.
+            InvalidStateError: Called before ``connect()`` or after ``close()``.
+            ValueError: The caller's ``req_id`` collides with a pending request.
+            TypeError: The payload is not a mapping or cannot be encoded.
+        """
+        entry, deadline, timeout = self._start_request(payload, timeout)
+        return self._finish_request(entry, deadline, timeout, payload)
+
+    def send_request(self, payload: Mapping[str, Any], callback: Callable[[Any], object]) -> int:
+        """Sends ``payload`` with a fresh ``req_id`` without blocking.
+
+        ``callback(result)`` is called once, on the dispatch thread, with the response dict,
+        or with the exception (``APIError``, ``RequestTimeoutError`` after
+        ``request_timeout``, ``ConnectionClosedError``).
+
+        Returns:
+            The ``req_id``.
+
+        Raises:
+            InvalidStateError: The connection is not OPEN.
+            TypeError, ValueError: As ``request()``.
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        if self._state != Connection.OPEN:
+            raise InvalidStateError(
+                f"send_request() needs an OPEN connection, not {self._state_name()}"
+            )
+
+        def deliver(result: Any) -> None:
+            if isinstance(result, dict) and "error" in result:
+                result = APIError.from_response(result)
+            callback(result)
+
+        deadline = time.monotonic() + self.request_timeout
+        entry = self._send_tracked(payload, deliver, deadline)
+        self._queue.put((_noop, None))  # the dispatch loop re-reads the earliest deadline
+        return entry.req_id
+
+    def subscribe(
+        self,
+        payload: Mapping[str, Any],
+        listener: MessageListener,
+        timeout: float | None = None,
+    ) -> Subscription:
+        """Starts a stream (``subscribe: 1`` is added) and blocks until its first reply.
+
+        ``listener(message)`` is then called, on the dispatch thread, with the first and
+        every later message of the stream. Identical payloads share one server stream.
+
+        Raises:
+            APIError: The server refused (e.g. an unknown symbol); nothing stays registered.
+            RequestTimeoutError, ConnectionClosedError, InvalidStateError: As ``request()``.
+        """
+        if not callable(listener):
+            raise TypeError("listener must be callable")
+        if not isinstance(payload, Mapping):
+            raise TypeError(f"payload must be a mapping, not {type(payload).__name__}")
+        timeout = self.request_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self._wait_open(deadline)
+        request = {**payload, "subscribe": 1}
+        sub, replay = self._subs.join(request, listener)
+        stream = sub._stream
+        if replay is NEW_STREAM:
+            try:
+                entry = self._pending.add(request.get("req_id"))
+            except ValueError:
+                self._subs.end(stream)
+                raise
+            self._subs.bind(stream, entry.req_id)
+            try:
+                self._send_internal(stamp(stream.request, entry.req_id))
+            except BaseException as exc:
+                self._pending.discard(entry)
+                self._subs.fail(stream, exc)
+                raise
+            try:
+                self._finish_request(entry, deadline, timeout, request)
+            except BaseException as exc:
+                if stream.error is None:
+                    self._subs.fail(stream, exc)
+                raise
+            return sub
+        if not stream.first.wait(max(0.0, deadline - time.monotonic())):
+            sub.forget()
+            raise RequestTimeoutError(f"no first reply to {call_name(request)} within {timeout}s")
+        if stream.error is not None:
+            raise stream.error
+        if replay is not None:
+            self._queue.put((self._deliver, (replay, (sub,), False)))
+        return sub
+
+    def forget(self, subscription_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """The ``forget`` call; ends the local Subscriptions of that stream first."""
+        self._end_streams(self._subs.find(ids=[subscription_id]))
+        self._forgotten.add(subscription_id)
+        return self.request({"forget": subscription_id}, timeout)
+
+    def forget_all(self, *stream_types: str, timeout: float | None = None) -> list[str]:
+        """The ``forget_all`` call (e.g. ``"ticks"``, ``"candles"``, ``"proposal"``).
+
+        Ends the local Subscriptions of those types first. Returns the ids forgotten.
+        """
+        if not stream_types or not all(isinstance(t, str) and t for t in stream_types):
+            raise ValueError("forget_all() takes one or more stream type names")
+        self._end_streams(self._subs.find(types=stream_types))
+        value: str | list[str] = stream_types[0] if len(stream_types) == 1 else list(stream_types)
+        response = self.request({"forget_all": value}, timeout)
+        ids = [i for i in response.get("forget_all") or [] if isinstance(i, str)]
+        self._forgotten.update(ids)
+        self._end_streams(self._subs.find(ids=ids))
+        return ids
+
+    def authorize(self, token: str, timeout: float | None = None) -> dict[str, Any]:
+        """The ``authorize`` call. On success the token is remembered, so that a reconnect
+        re-authorizes before anything else. The token never appears in logs, ``repr()`` or
+        exception text.
+
+        Raises:
+            APIError: e.g. ``InvalidToken``. Others as ``request()``.
+        """
+        if not isinstance(token, str) or not token:
+            raise TypeError("token must be a non-empty str")
+        try:
+            response = self.request({"authorize": token}, timeout)
+        except APIError as exc:
+            raise _redacted(exc, token) from None
+        self._token = token
+        return response
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Closes the connection (browser rules for ``code`` and ``reason``).
+
+        Idempotent; safe from any thread and from inside a listener. Stops keepalive and
+        reconnecting, fails pending requests with ``ConnectionClosedError`` and joins the
+        SDK's threads (except the calling one).
+
+        Raises:
+            ValueError: ``code`` is not 1000 or 3000-4999, or ``reason`` is over 123 bytes.
+        """
+        _check_close(code, reason)
+        with self._lock:
+            first = not self._user_closed
+            self._user_closed = True
+            self._stop.set()
+            link, handshake = self._link, self._handshake
+            if first:
+                self._close_args = (code, reason)
+                if self._state != Connection.CLOSED:
+                    self._state = Connection.CLOSING
+                self._cond.notify_all()
+        if first:
+            if self._keepalive is not None:
+                self._keepalive.stop()
+            if handshake is not None:
+                handshake.abort()
+            if link is not None:
+                link.send_close(code, reason)
+            self._fail_pending(lambda: ConnectionClosedError("closed by close()", code, reason))
+        self._join(link)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks until CLOSED (True) or ``timeout`` seconds (False).
+
+        Ctrl-C (KeyboardInterrupt) closes the connection and is re-raised.
+        """
+        try:
+            return self._finished.wait(timeout)
+        except KeyboardInterrupt:
+            self.close()
+            raise
+
+    def __enter__(self) -> Connection:
+        return self.connect(timeout=self.request_timeout)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ requests
+
+    def _state_name(self) -> str:
+        return _STATE_NAMES[self._state]
+
+    def _wait_open(self, deadline: float) -> None:
+        if self._state == Connection.OPEN:
+            return
+        with self._cond:
+            while self._state != Connection.OPEN:
+                if not self._started or self._user_closed:
+                    raise InvalidStateError(
+                        "the connection is not open: call connect() first"
+                        if not self._started
+                        else "the connection was closed by close()"
+                    )
+                if self._finished.is_set():
+                    raise ConnectionClosedError("the connection is closed and will not reconnect")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RequestTimeoutError("the connection did not open in time")
+                self._cond.wait(remaining)
+
+    def _start_request(
+        self, payload: Mapping[str, Any], timeout: float | None
+    ) -> tuple[Pending, float, float]:
+        if not isinstance(payload, Mapping):
+            raise TypeError(f"payload must be a mapping, not {type(payload).__name__}")
+        timeout = self.request_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self._wait_open(deadline)
+        return self._send_tracked(payload, None, None), deadline, timeout
+
+    def _send_tracked(
+        self,
+        payload: Mapping[str, Any],
+        callback: Callable[[Any], None] | None,
+        deadline: float | None,
+        inline: bool = False,
+    ) -> Pending:
+        entry = self._pending.add(payload.get("req_id"), callback, deadline, inline)
+        try:
+            self._send_internal(stamp(payload, entry.req_id))
+        except BaseException:
+            self._pending.discard(entry)
+            raise
+        return entry
+
+    def _send_internal(self, message: dict[str, Any]) -> None:
+        """Sends a request whatever the state (restore and keepalive need CONNECTING)."""
+        body = dumps(message)
+        link = self._link
+        if link is None:
+            raise ConnectionClosedError("the connection dropped before the request was sent")
+        link.send_frame(OP_TEXT, body)
+
+    def _finish_request(
+        self, entry: Pending, deadline: float, timeout: float, payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if not entry.wait(deadline - time.monotonic()):
+            if self._pending.discard(entry):
+                raise RequestTimeoutError(
+                    f"no answer to {_call(payload)} (req_id {entry.req_id}) within {timeout}s"
+                )
+            entry.wait(None)  # resolved at the same moment: the result is there
+        result = entry.result
+        if isinstance(result, BaseException):
+            raise result
+        if "error" in result:
+            raise APIError.from_response(result)
+        response: dict[str, Any] = result
+        return response
+
+    def _forget_id(self, sub_id: str | None) -> None:
+        """Sends ``forget`` for a server stream nobody here holds any more (once per id)."""
+        if sub_id is None or sub_id in self._forgotten or self._state != Connection.OPEN:
+            return
+        if len(self._forgotten) > 4096:
+            self._forgotten.clear()
+        self._forgotten.add(sub_id)
+        try:
+            self._send_tracked({"forget": sub_id}, _log_forget, time.monotonic() + 30.0)
+        except (ConnectionClosedError, InvalidStateError):
+            pass  # the stream dies with the connection anyway
+
+    def _end_streams(self, streams: list[Stream]) -> None:
+        for stream in streams:
+            if stream.id is not None:
+                self._forgotten.add(stream.id)
+            self._subs.end(stream)
+
+    def _fail_pending(self, factory: Callable[[], BaseException]) -> None:
+        for entry in self._pending.fail_all(factory):
+            self._run_callback(entry)
+
+    def _run_callback(self, entry: Pending) -> None:
+        if entry.callback is None:
+            return
+        if entry.inline:
+            entry.callback(entry.result)
+        else:
+            self._queue.put((entry.callback, entry.result))
+
+    # ------------------------------------------------------------------ keepalive
+
+    def _send_ping(self, on_answer: Callable[[], None]) -> bool:
+        def answered(result: Any) -> None:
+            if isinstance(result, dict):
+                on_answer()
+
+        try:
+            self._send_tracked({"ping": 1}, answered, None, inline=True)
+        except (ConnectionClosedError, InvalidStateError):
+            return False
+        return True
+
+    def _link_dead(self) -> None:
+        link = self._link
+        if link is not None:
+            self._drop_reason = "keepalive timeout"
+            link.abort()  # the io thread sees the read end and handles the drop
+
+    # ------------------------------------------------------------------ io thread
+
+    def _io_main(self) -> None:
+        try:
+            self._io_loop()
+        except Exception:  # a bug of ours: never leave a caller waiting because of it
+            logger.exception("internal error in the io thread")
+        finally:
+            with self._cond:
+                self._state = Connection.CLOSED
+                self._link = None
+                self._cond.notify_all()
+            if self._keepalive is not None:
+                self._keepalive.stop()
+            self._fail_pending(lambda: ConnectionClosedError("the connection is closed"))
+            for stream in self._subs.streams():
+                self._subs.end(stream)
+            if not self._final_close_sent:
+                code, reason = self._close_args if self._user_closed else (1006, "")
+                self._post_close(code, reason, False, False)
+            self._finished.set()
+            self._queue.put(None)  # ends the dispatch thread after what is queued
+
+    def _io_loop(self) -> None:
+        while not self._stop.is_set():
+            link = self._open_link()
+            if link is None:
+                if self._stop.is_set() or not self._retry_allowed():
+                    return
+                if self._stop.wait(self._backoff.next_delay()):
+                    return
+                continue
+            code, reason, clean = self._read_loop(link)
+            with self._cond:
+                self._link = None
+                will_reconnect = not self._user_closed and self._retry_allowed()
+                self._state = Connection.CONNECTING if will_reconnect else Connection.CLOSING
+                self._cond.notify_all()
+            link.close()
+            if self._keepalive is not None:
+                self._keepalive.stop()
+            if not clean and self._drop_reason:
+                reason, self._drop_reason = reason or self._drop_reason, ""
+            logger.info("connection closed: code %s %s", code, reason)
+            self._subs.unbind_all()
+            self._fail_pending(
+                functools.partial(ConnectionClosedError, "the connection dropped", code, reason)
+            )
+            self._post_close(code, reason, clean, will_reconnect)
+            if not will_reconnect:
+                return
+            if self._stop.wait(self._backoff.next_delay()):
+                return
+
+    def _retry_allowed(self) -> bool:
+        limit = self.max_reconnect_attempts
+        return (
+            self.reconnect
+            and self._ever_opened
+            and not self._fatal
+            and (limit is None or self._backoff.attempt < limit)
+        )
+
+    def _open_link(self) -> Link | None:
+        handshake = Handshake(
+            self.url,
+            timeout=self._connect_timeout,
+            headers=self._headers,
+            ssl_context=self._ssl_context,
+        )
+        with self._lock:
+            if self._stop.is_set():
+                return None
+            self._handshake = handshake
+        try:
+            sock = handshake.run()
+        except ConnectError as exc:
+            with self._lock:
+                self._handshake = None
+            if self._stop.is_set():
+                return None
+            self._last_connect_error = exc
+            if exc.status in _FATAL_STATUSES:
+                self._fatal = True
+            logger.info("connect failed: %s", exc)
+            self._post_event("error", ErrorEvent(self, exc))
+            return None
+        link = Link(sock)
+        with self._cond:
+            self._handshake = None
+            if self._stop.is_set():
+                link.close()
+                return None
+            self._link = link
+            self._generation += 1
+            generation = self._generation
+            reconnected = self._ever_opened
+            if not reconnected:
+                self._ever_opened = True
+                self._state = Connection.OPEN
+                self._cond.notify_all()
+        self._backoff.reset()
+        if self._keepalive is not None:
+            self._keepalive.start()
+        logger.info("connected to %s%s", self.url, " (reconnected)" if reconnected else "")
+        if reconnected:
+            self._start_restore(generation)
+        else:
+            self._post_event("open", OpenEvent(self, False))
+        return link
+
+    def _read_loop(self, link: Link) -> tuple[int, str, bool]:
+        parser = FrameParser()
+        recv, feed, on_text = link.recv, parser.feed, self._on_text
+        while True:
+            data = recv()
+            if not data:
+                return 1006, "", False
+            try:
+                frames = feed(data)
+            except FrameError as exc:
+                link.send_close(exc.code, str(exc)[:100])
+                self._post_event("error", ErrorEvent(self, ProtocolError(str(exc))))
+                return exc.code, str(exc), False
+            for opcode, payload in frames:
+                if opcode == OP_TEXT:
+                    on_text(payload)
+                elif opcode == OP_BINARY:
+                    error = ProtocolError("binary frame received; Deriv sends JSON text", payload)
+                    self._post_event("error", ErrorEvent(self, error))
+                elif opcode == OP_PING:
+                    try:
+                        link.send_frame(OP_PONG, payload)
+                    except ConnectionClosedError:
+                        pass
+                elif opcode == OP_CLOSE:
+                    code, reason = parse_close_payload(payload)
+                    if not self._user_closed:  # echo it, as RFC 6455 asks
+                        link.send_close(code if code != 1005 else 1000, "")
+                    return code, reason, True
+                # OP_PONG: nothing to do (our keepalive uses Deriv's JSON ping)
+
+    def _on_text(self, payload: bytes) -> None:
+        """One text message, on the io thread: decode, route, hand to the dispatch thread."""
+        try:
+            data = loads(payload)
+        except ValueError:
+            text = payload.decode("utf-8", "replace")
+            error = ProtocolError("received a frame that is not valid JSON", text)
+            self._post_event("error", ErrorEvent(self, error))
+            return
+        subs: tuple[Subscription, ...] = ()
+        final = False
+        entry = None
+        if type(data) is dict:
+            req_id = data.get("req_id")
+            if "error" in data:
+                self._on_error_message(data)
+            if req_id is not None:
+                stream = self._subs.by_req.get(req_id)
+                if stream is not None:
+                    subs, final = self._on_stream_message(stream, data)
+                entry = self._pending.resolve(req_id, data)
+                if entry is None and stream is None and "subscription" in data:
+                    if self._subs.was_ours(req_id):
+                        self._forget_id(data["subscription"].get("id"))
+                elif entry is not None and entry.callback is not None and entry.inline:
+                    entry.callback(data)
+                    entry = None
+                elif entry is not None and entry.callback is None:
+                    entry = None
+        self._queue.put((self._dispatch_inbound, (data, payload, subs, final, entry)))
+
+    def _on_error_message(self, data: dict[str, Any]) -> None:
+        error = data["error"]
+        if isinstance(error, dict) and error.get("code") == "InvalidAppID":
+            self._fatal = True  # retrying with the same app_id cannot help
+
+    def _on_stream_message(
+        self, stream: Stream, data: dict[str, Any]
+    ) -> tuple[tuple[Subscription, ...], bool]:
+        """Routes a message of one of our streams; returns (handles to deliver to, final)."""
+        if "error" in data:
+            error = APIError.from_response(data)
+            was_running = stream.first.is_set()
+            self._subs.fail(stream, error)
+            if was_running:
+                self._post_event("error", ErrorEvent(self, error))
+            return (), False
+        sub = data.get("subscription")
+        sub_id = sub.get("id") if isinstance(sub, dict) else None
+        if not stream.first.is_set():
+            self._subs.first_reply(stream, data, sub_id)
+        subs = self._subs.record(stream, data)
+        if sub_id is None:  # a stream that ended on the server (e.g. a sold contract)
+            self._subs.end(stream)
+            return subs, True
+        return subs, False
+
+    # ------------------------------------------------------------------ restore
+
+    def _start_restore(self, generation: int) -> None:
+        thread = threading.Thread(
+            target=self._restore,
+            args=(generation,),
+            name=f"deriv_sdk-restore-{self._n}",
+            daemon=True,
+        )
+        old, self._restore_thread = self._restore_thread, thread
+        if old is not None:
+            old.join(JOIN_TIMEOUT)
+        thread.start()
+
+    def _restore(self, generation: int) -> None:
+        """After a reconnect: authorize, re-subscribe every stream, then fire ``open``."""
+        timeout = self.request_timeout
+        try:
+            token = self._token
+            if token is not None:
+                deadline = time.monotonic() + timeout
+                entry = self._send_tracked({"authorize": token}, None, None)
+                try:
+                    self._finish_request(entry, deadline, timeout, {"authorize": 1})
+                except APIError as exc:
+                    self._post_event("error", ErrorEvent(self, _redacted(exc, token)))
+            waits = []
+            for stream in self._subs.streams():
+                stream.first.clear()
+                entry = self._pending.add()
+                self._subs.bind(stream, entry.req_id)
+                waits.append((stream, entry, time.monotonic() + timeout))
+                self._send_internal(stamp(stream.request, entry.req_id))
+            for stream, entry, deadline in waits:
+                try:
+                    self._finish_request(entry, deadline, timeout, stream.request)
+                except (APIError, RequestTimeoutError) as exc:
+                    error: BaseException = exc
+                    if isinstance(exc, RequestTimeoutError):
+                        error = RequestTimeoutError(
+                            f"re-subscribe of {_call(stream.request)}: {exc}"
+                        )
+                    self._subs.fail(stream, error)
+                    self._post_event("error", ErrorEvent(self, error))
+        except (ConnectionClosedError, InvalidStateError):
+            return  # dropped again (or closed): the io thread carries on
+        with self._cond:
+            if generation != self._generation or self._link is None or self._user_closed:
+                return
+            self._state = Connection.OPEN
+            self._cond.notify_all()
+        self._post_event("open", OpenEvent(self, True))
+
+    # ------------------------------------------------------------------ dispatch thread
+
+    def _post_event(self, type: str, event: Event) -> None:
+        self._queue.put((self._emit, (type, event)))
+
+    def _post_close(self, code: int, reason: str, clean: bool, will_reconnect: bool) -> None:
+        self._final_close_sent = not will_reconnect
+        self._post_event("close", CloseEvent(self, code, reason, clean, will_reconnect))
+
+    def _emit(self, item: tuple[str, Event]) -> None:
+        self._listeners.emit(item[0], item[1])
+
+    def _listener_failed(self, exc: BaseException) -> None:
+        self._listeners.emit("error", ErrorEvent(self, exc))
+
+    def _dispatch_inbound(
+        self, item: tuple[Any, bytes, tuple[Subscription, ...], bool, Pending | None]
+    ) -> None:
+        data, raw, subs, final, entry = item
+        if self._listeners.has("message"):
+            self._listeners.emit("message", MessageEvent(self, data, raw))
+        if subs:
+            self._deliver((data, subs, final))
+        if entry is not None and entry.callback is not None:
+            self._call_user(entry.callback, data)
+
+    def _deliver(self, item: tuple[Any, tuple[Subscription, ...], bool]) -> None:
+        data, subs, final = item
+        for sub in subs:
+            if final or sub._active:
+                self._call_user(sub.listener, data)
+
+    def _call_user(self, fn: Callable[[Any], object], arg: Any) -> None:
+        try:
+            fn(arg)
+        except Exception as exc:
+            self._listener_failed(exc)
+
+    def _dispatch_loop(self) -> None:
+        get, pending = self._queue.get, self._pending
+        while True:
+            deadline = pending.next_deadline()
+            if deadline is None:
+                item = get()
+            else:
+                try:
+                    item = get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    for entry in pending.expire(time.monotonic()):
+                        self._run_callback_here(entry)
+                    continue
+            if item is None:
+                return
+            fn, arg = item
+            try:
+                fn(arg)
+            except Exception:  # a bug of ours; user exceptions are caught closer to them
+                logger.exception("internal error on the dispatch thread")
+            if deadline is not None:
+                for entry in pending.expire(time.monotonic()):
+                    self._run_callback_here(entry)
+
+    def _run_callback_here(self, entry: Pending) -> None:
+        if entry.callback is not None:
+            self._call_user(entry.callback, entry.result)
+
+    # ------------------------------------------------------------------ close
+
+    def _join(self, link: Link | None) -> None:
+        current = threading.current_thread()
+        io = self._io_thread
+        if io is not None and io is not current:
+            io.join(CLOSE_HANDSHAKE_TIMEOUT)
+            if io.is_alive():  # no close echo in time: end the TCP connection ourselves
+                if link is not None:
+                    link.abort()
+                latest = self._link
+                if latest is not None:
+                    latest.abort()
+                io.join(JOIN_TIMEOUT)
+        restore = self._restore_thread
+        if restore is not None and restore is not current:
+            restore.join(JOIN_TIMEOUT)
+        dispatch = self._dispatch_thread
+        if dispatch is not None and dispatch is not current and self._finished.is_set():
+            dispatch.join(JOIN_TIMEOUT)
+
+
+def _noop(_: Any) -> None:
+    return None
+
+
+def _call(payload: Mapping[str, Any]) -> str:
+    try:
+        return call_name(payload)
+    except ValueError:
+        return "request"
+
+
+def _log_forget(result: Any) -> None:
+    if isinstance(result, BaseException):
+        logger.debug("forget of an abandoned stream failed: %s", result)
+
+
+def _redacted(exc: APIError, token: str) -> APIError:
+    """The same error with every trace of ``token`` replaced (servers should hide it)."""
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(token, "<not shown>")
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    return APIError(
+        exc.code,
+        scrub(exc.message),
+        details=scrub(exc.details),
+        msg_type=exc.msg_type,
+        req_id=exc.req_id,
+        echo_req=scrub(exc.echo_req),
+    )

@@ -1,0 +1,204 @@
+"""WebSocket framing (RFC 6455), sans I/O: no socket, thread or clock.
+
+Why our own: websocket-client reads each frame with three ``recv()`` calls (header,
+extended length, payload) and runs a pure-Python frame object per message. Parsing every
+frame found in one large buffered read is what makes the receive path fast (see the
+project's PERFORMANCE notes). websocket-client still does the HTTP handshake, TLS and
+proxies (``transport.py``); this module only sees bytes after the handshake.
+
+``FrameParser.feed(data)`` returns the complete messages found so far as
+``(opcode, payload)`` pairs: data messages with fragments joined, control frames as they
+come. Violations raise ``FrameError`` with the close code the client must send.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+__all__ = [
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_CONT",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "FrameError",
+    "FrameParser",
+    "encode_close_payload",
+    "encode_frame",
+    "parse_close_payload",
+]
+
+OP_CONT = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+_DATA_OPS = (OP_TEXT, OP_BINARY)
+_CONTROL_OPS = (OP_CLOSE, OP_PING, OP_PONG)
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+
+
+class FrameError(Exception):
+    """The peer broke the framing rules; the connection must close with ``code``."""
+
+    def __init__(self, message: str, code: int = 1002) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class FrameParser:
+    """Incremental parser of server-to-client frames.
+
+    Args:
+        max_size: The largest message (after joining fragments) accepted, in bytes;
+            beyond it ``FrameError`` with close code 1009.
+    """
+
+    __slots__ = ("_frag_op", "_frag_parts", "_frag_size", "_need", "_pending", "max_size")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
+        self.max_size = max_size
+        self._pending: list[bytes] = []  # bytes of an incomplete frame, not yet joined
+        self._need = 0  # how many bytes that frame needs in all, when its header is known
+        self._frag_op = -1
+        self._frag_parts: list[bytes] = []
+        self._frag_size = 0
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Adds received bytes; returns every message completed by them, in order.
+
+        Raises:
+            FrameError: The bytes break RFC 6455 (masked server frame, reserved bits,
+                unknown opcode, bad fragmentation, oversized message).
+        """
+        if self._pending:
+            # A large frame arrives over many reads: join only once it is complete.
+            self._pending.append(data)
+            if self._need and sum(map(len, self._pending)) < self._need:
+                return []
+            data = b"".join(self._pending)
+            self._pending = []
+        self._need = 0
+        out: list[tuple[int, bytes]] = []
+        pos = 0
+        end = len(data)
+        max_size = self.max_size
+        # The hot loop: one iteration per frame, slicing straight out of ``data``.
+        while end - pos >= 2:
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            length = b1 & 0x7F
+            start = pos + 2
+            if length == 126:
+                if end - start < 2:
+                    break
+                length = _U16.unpack_from(data, start)[0]
+                start += 2
+            elif length == 127:
+                if end - start < 8:
+                    break
+                length = _U64.unpack_from(data, start)[0]
+                start += 8
+            if b1 & 0x80:
+                raise FrameError("server frames must not be masked")
+            if length > max_size:
+                raise FrameError(f"frame of {length} bytes exceeds max_size", 1009)
+            stop = start + length
+            if stop > end:
+                self._need = stop - pos
+                break
+            pos = stop
+            opcode = b0 & 0x0F
+            if b0 == 0x81 or b0 == 0x82:  # the common case: FIN, one whole data frame
+                if self._frag_op != -1:
+                    raise FrameError("new data frame inside a fragmented message")
+                out.append((opcode, data[start:stop]))
+                continue
+            self._slow_frame(b0, opcode, data[start:stop], out)
+        if pos < end:
+            self._pending = [data[pos:]]
+        return out
+
+    def _slow_frame(
+        self, b0: int, opcode: int, payload: bytes, out: list[tuple[int, bytes]]
+    ) -> None:
+        fin = b0 & 0x80
+        if b0 & 0x70:
+            raise FrameError("reserved bits set without a negotiated extension")
+        if opcode in _CONTROL_OPS:
+            if not fin or len(payload) > 125:
+                raise FrameError("control frames must be whole and at most 125 bytes")
+            out.append((opcode, payload))
+        elif opcode in _DATA_OPS:
+            if self._frag_op != -1:
+                raise FrameError("new data frame inside a fragmented message")
+            if fin:
+                out.append((opcode, payload))
+            else:
+                self._frag_op = opcode
+                self._frag_parts = [payload]
+                self._frag_size = len(payload)
+        elif opcode == OP_CONT:
+            if self._frag_op == -1:
+                raise FrameError("continuation frame without a message to continue")
+            self._frag_size += len(payload)
+            if self._frag_size > self.max_size:
+                raise FrameError("fragmented message exceeds max_size", 1009)
+            self._frag_parts.append(payload)
+            if fin:
+                out.append((self._frag_op, b"".join(self._frag_parts)))
+                self._frag_op = -1
+                self._frag_parts = []
+                self._frag_size = 0
+        else:
+            raise FrameError(f"unknown opcode {opcode:#x}")
+
+
+def _mask(key: bytes, payload: bytes) -> bytes:
+    n = len(payload)
+    if not n:
+        return payload
+    # XOR as one big integer: far faster in CPython than a per-byte loop.
+    full = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(full, "little")).to_bytes(
+        n, "little"
+    )
+
+
+def encode_frame(opcode: int, payload: bytes, mask_key: bytes | None = None) -> bytes:
+    """Builds one whole client frame (FIN set, masked as RFC 6455 requires).
+
+    Args:
+        opcode: One of the ``OP_*`` constants.
+        payload: The frame's payload.
+        mask_key: Four bytes; a fresh random key when None (tests pass a fixed one).
+    """
+    key = mask_key if mask_key is not None else os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        header = bytes((0x80 | opcode, 0xFE)) + _U16.pack(n)
+    else:
+        header = bytes((0x80 | opcode, 0xFF)) + _U64.pack(n)
+    return header + key + _mask(key, payload)
+
+
+def encode_close_payload(code: int, reason: str) -> bytes:
+    """The payload of a close frame: the code, then the UTF-8 reason."""
+    return _U16.pack(code) + reason.encode("utf-8")
+
+
+def parse_close_payload(payload: bytes) -> tuple[int, str]:
+    """Reads a close frame's payload; an empty one means 1005 (no status received)."""
+    if len(payload) < 2:
+        return 1005, ""
+    code = _U16.unpack_from(payload, 0)[0]
+    return code, payload[2:].decode("utf-8", "replace")

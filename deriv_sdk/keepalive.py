@@ -1,0 +1,133 @@
+"""The keepalive ping on ``threading.Timer``, with its pong deadline.
+
+Deriv closes a connection that has been idle for about two minutes; a ping every
+``interval`` seconds keeps it open, and a ping that gets no answer within ``timeout``
+seconds shows that the link is dead although TCP has not noticed (a stalled server, a
+dead NAT entry, a cable pulled somewhere far away).
+
+Only one timer exists at a time: the interval timer sends the ping and becomes the
+deadline timer; the pong (reported by the reader thread, never by the dispatch thread, so
+a slow listener cannot delay it) schedules the next ping. Every timer carries the
+generation it was started in, so a stale timer that fires after ``stop()`` does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["Keepalive"]
+
+logger = logging.getLogger("deriv_sdk.keepalive")
+
+# send_ping(on_answer) sends one ping and arranges for on_answer() to be called when its
+# answer arrives; it returns False when nothing could be sent.
+SendPing = Callable[[Callable[[], None]], bool]
+
+
+class Keepalive:
+    """Pings every ``interval`` seconds; calls ``on_dead()`` when a ping goes unanswered.
+
+    Args:
+        interval: Seconds between pings.
+        timeout: Seconds to wait for the answer; None never declares the link dead.
+        send_ping: See ``SendPing``.
+        on_dead: Called once, on a timer thread, when the pong deadline passes.
+        name: The timer threads' name.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        timeout: float | None,
+        send_ping: SendPing,
+        on_dead: Callable[[], None],
+        name: str = "deriv_sdk-keepalive",
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("keepalive_interval must be > 0 (or None to turn it off)")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("keepalive_timeout must be > 0 (or None)")
+        self.interval = interval
+        self.timeout = timeout
+        self._send_ping = send_ping
+        self._on_dead = on_dead
+        self._name = name
+        self._lock = threading.Lock()
+        self._gen = 0
+        self._running = False
+        self._timer: threading.Timer | None = None
+        self._sent_at = 0.0
+        self._awaiting = False
+
+    def start(self) -> None:
+        """Starts pinging (first ping after one interval); restarts if already running."""
+        with self._lock:
+            self._gen += 1
+            self._running = True
+            self._awaiting = False
+            old = self._timer
+            self._schedule(self.interval, self._tick, self._gen)
+        if old is not None:
+            old.cancel()
+
+    def stop(self) -> None:
+        """Stops pinging; joins the timer thread unless called from it. Idempotent."""
+        with self._lock:
+            self._gen += 1
+            self._running = False
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread() and timer.is_alive():
+                timer.join(5.0)
+
+    def _schedule(self, delay: float, fn: Callable[[int], None], gen: int) -> None:
+        # Called with self._lock held.
+        timer = threading.Timer(delay, fn, args=(gen,))
+        timer.name = self._name
+        timer.daemon = True  # never keeps the interpreter alive; stop() joins it anyway
+        self._timer = timer
+        timer.start()
+
+    def _tick(self, gen: int) -> None:
+        with self._lock:
+            if gen != self._gen or not self._running:
+                return
+            self._sent_at = time.monotonic()
+            self._awaiting = True
+        sent = self._send_ping(lambda: self._answered(gen))
+        with self._lock:
+            if gen != self._gen or not self._running:
+                return
+            if not sent:
+                # The link is going down; the reader thread will notice and report it.
+                self._awaiting = False
+                return
+            if self.timeout is None:
+                self._awaiting = False  # answers are not awaited: just keep pinging
+                self._schedule(self.interval, self._tick, gen)
+            elif self._awaiting:  # (else the answer came already and scheduled the next ping)
+                self._schedule(self.timeout, self._deadline, gen)
+
+    def _answered(self, gen: int) -> None:
+        with self._lock:
+            if gen != self._gen or not self._running or not self._awaiting:
+                return
+            self._awaiting = False
+            old = self._timer
+            delay = max(0.0, self.interval - (time.monotonic() - self._sent_at))
+            self._schedule(delay, self._tick, gen)
+        if old is not None:
+            old.cancel()
+
+    def _deadline(self, gen: int) -> None:
+        with self._lock:
+            if gen != self._gen or not self._running or not self._awaiting:
+                return
+            self._running = False
+            self._timer = None
+        logger.warning("no answer to the keepalive ping within %.3gs: link is dead", self.timeout)
+        self._on_dead()
