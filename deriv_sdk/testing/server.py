@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.sync.server import Server, ServerConnection, serve
 
 from deriv_sdk.testing import envelope
@@ -197,6 +198,7 @@ class LocalServer:
         closed = getattr(self._server, "socket_closed", None)
         if isinstance(closed, threading.Event):
             closed.set()  # handshakes still in progress get HTTP 503
+        self._abort_sockets(handshaking=True)  # clients that connected but never sent a request
         for session in self._sessions_copy():
             session.request_close(1001, "server stopping")
         if not self._join_all(time.monotonic() + STOP_TIMEOUT):
@@ -292,11 +294,13 @@ class LocalServer:
                 thread.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads_copy())
 
-    def _abort_sockets(self, only_open: bool = False) -> None:
+    def _abort_sockets(self, only_open: bool = False, handshaking: bool = False) -> None:
         with self._meta:
             conns = list(self._conns)
         for conn in conns:
-            if only_open and conn.request is None:
+            if only_open and conn.protocol.state is not State.OPEN:
+                continue
+            if handshaking and conn.protocol.state is not State.CONNECTING:
                 continue
             with contextlib.suppress(OSError):  # already closed
                 conn.socket.shutdown(socket.SHUT_RDWR)
@@ -397,7 +401,7 @@ class LocalServer:
         if message is not None:
             session.send(message)
         if not session.app_id_ok:
-            session.request_close(1008, "Invalid app_id")
+            session.request_close(1008, "Invalid app_id", after_queued=True)
 
     # -- internals: the tick scheduler ---------------------------------------------------
 

@@ -89,7 +89,8 @@ class Session:
         self._is_stalled = is_stalled
         self._delay = delay
         self._cond = threading.Condition()
-        self._queue: deque[tuple[float, str]] = deque()
+        # (due time, text to send, or (code, reason) of a close queued behind the texts)
+        self._queue: deque[tuple[float, str | tuple[int, str]]] = deque()
         self._close_request: tuple[int, str] | None = None
         self._done = False
         self._dropped = 0
@@ -142,10 +143,19 @@ class Session:
             self._queue.append((due, text))
             self._cond.notify()
 
-    def request_close(self, code: int, reason: str) -> None:
-        """Make the writer close the connection with ``code``/``reason`` (returns at once)."""
+    def request_close(self, code: int, reason: str, after_queued: bool = False) -> None:
+        """Make the writer close the connection with ``code``/``reason`` (returns at once).
+
+        Args:
+            code: the close code.
+            reason: the close reason.
+            after_queued: False closes before anything still queued (a fault, or stop());
+                True closes after the messages queued so far have been sent.
+        """
         with self._cond:
-            if self._close_request is None:
+            if after_queued:
+                self._queue.append((time.monotonic() + self._delay(), (code, reason)))
+            elif self._close_request is None:
                 self._close_request = (code, reason)
             self._cond.notify()
 
@@ -161,18 +171,18 @@ class Session:
             self._queue.clear()
             self._cond.notify()
 
-    def _next(self) -> tuple[str | None, tuple[int, str] | None] | None:
+    def _next(self) -> str | tuple[int, str] | None:
         """Wait for the next thing to do: a text to send, a close to make, or None to stop."""
         with self._cond:
             while True:
                 if self._done:
                     return None
                 if self._close_request is not None:
-                    return None, self._close_request
+                    return self._close_request
                 if self._queue and not self._is_stalled():
                     wait = self._queue[0][0] - time.monotonic()
                     if wait <= 0:
-                        return self._queue.popleft()[1], None
+                        return self._queue.popleft()[1]
                     self._cond.wait(wait)
                 else:
                     # Stalled or idle: resume(), send() and finish() all notify.
@@ -184,12 +194,10 @@ class Session:
                 job = self._next()
                 if job is None:
                     return
-                text, close = job
-                if close is not None:
-                    self.conn.close(*close)
+                if isinstance(job, tuple):
+                    self.conn.close(*job)
                     return
-                assert text is not None
-                self.conn.send(text)
+                self.conn.send(job)
         except (ConnectionClosed, OSError):
             pass  # the connection is gone; the handler thread cleans up
         except Exception:  # pragma: no cover - a bug: log it, never kill the process
