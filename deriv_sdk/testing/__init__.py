@@ -7,12 +7,27 @@ It never imports the client side of ``deriv_sdk``, so a client bug cannot hide i
 
     with LocalServer(tokens=["my-token"], tick_interval=0.1) as server:
         print(server.url)   # ws://127.0.0.1:PORT/websockets/v3?app_id=1089&l=EN&brand=deriv
+
+``LocalServer`` is imported on first use (PEP 562): pytest imports this package for the
+``deriv_server`` plugin of every test run, and that must work without the ``testing`` extra.
 """
 
-import logging
+from __future__ import annotations
 
-from deriv_sdk.testing.server import LocalServer
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deriv_sdk.testing.server import LocalServer
 
 __all__ = ["LocalServer"]
 
 logging.getLogger("deriv_sdk.testing").addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LocalServer":
+        from deriv_sdk.testing.server import LocalServer
+
+        return LocalServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
