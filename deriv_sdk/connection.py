@@ -479,6 +479,9 @@ class Connection:
             raise
 
     def __enter__(self) -> Connection:
+        """Connects (blocking, ``request_timeout``) unless ``connect()`` was called already."""
+        if self._started:
+            return self
         return self.connect(timeout=self.request_timeout)
 
     def __exit__(
@@ -530,6 +533,8 @@ class Connection:
         inline: bool = False,
     ) -> Pending:
         entry = self._pending.add(payload.get("req_id"), callback, deadline, inline)
+        if logger.isEnabledFor(logging.DEBUG):  # the call's name only: payloads hold secrets
+            logger.debug("-> %s (req_id %d)", _call(payload), entry.req_id)
         try:
             self._send_internal(stamp(payload, entry.req_id))
         except BaseException:
