@@ -1,0 +1,233 @@
+"""Feeder server for the benchmarks: a minimal Deriv v3 WebSocket server on loopback.
+
+Plain sockets, one thread per connection, a hand-written RFC 6455 handshake and pre-built
+unmasked server frames, so that the server costs as little as possible per message:
+
+- ``{"ticks": ..., "subscribe": 1, "req_id": R}`` -> ``--ticks`` pre-built ``tick`` messages
+  (about 316 bytes each, varying quote and epoch, echoing ``R``), sent with one ``sendall``
+  of a buffer built before the stream starts (built at start-up for ``req_id`` 1, the id every
+  benchmark client uses; rebuilt on demand for any other id).
+- ``{"ping": 1, "req_id": N}`` -> Deriv's ping envelope with ``req_id`` echoed.
+- any other JSON request -> an empty envelope with ``msg_type`` and ``req_id`` echoed.
+- WebSocket ping -> pong; close -> close.
+
+Run: ``python feeder.py [--ticks N]``; it prints ``PORT <n>`` on stdout once it listens and
+serves until stdin closes or it is killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import random
+import socket
+import struct
+import sys
+import threading
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_SUB_ID = "b4d42748-0744-c46b-f59b-cb7dd936bafa"
+
+
+def frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """Return one unmasked, final server frame carrying ``payload``."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return header + payload
+
+
+def tick_payloads(count: int, req_id: int = 1, seed: int = 7) -> list[bytes]:
+    """Return ``count`` realistic Deriv ``tick`` messages (JSON bytes, about 316 bytes each)."""
+    rng = random.Random(seed)
+    quote = 218.0926
+    epoch = 1587547610
+    out = []
+    for _ in range(count):
+        quote = round(quote + rng.uniform(-0.05, 0.05), 4)
+        epoch += 2
+        msg = {
+            "echo_req": {"req_id": req_id, "subscribe": 1, "ticks": "R_100"},
+            "msg_type": "tick",
+            "req_id": req_id,
+            "subscription": {"id": _SUB_ID},
+            "tick": {
+                "ask": round(quote + 0.01, 4),
+                "bid": round(quote - 0.01, 4),
+                "epoch": epoch,
+                "id": _SUB_ID,
+                "pip_size": 4,
+                "quote": quote,
+                "symbol": "R_100",
+            },
+        }
+        out.append(json.dumps(msg).encode())
+    return out
+
+
+def tick_stream(count: int, req_id: int = 1) -> bytes:
+    """Return ``count`` tick messages as one buffer of ready-to-send server frames."""
+    return b"".join(frame(p) for p in tick_payloads(count, req_id))
+
+
+class _Conn:
+    """One client connection: handshake, then read masked client frames and answer them."""
+
+    def __init__(self, server: Feeder, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.buf = bytearray()
+
+    def run(self) -> None:
+        try:
+            if self._handshake():
+                self._loop()
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def _handshake(self) -> bool:
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                return False
+        head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
+        self.buf = bytearray(rest)
+        key = b""
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"sec-websocket-key":
+                key = value.strip()
+        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        self.sock.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        return True
+
+    def _read_frame(self) -> tuple[bool, int, bytes] | None:
+        """Return (fin, opcode, unmasked payload) of the next client frame, None at EOF."""
+        while True:
+            buf = self.buf
+            if len(buf) >= 2:
+                fin = bool(buf[0] & 0x80)
+                opcode = buf[0] & 0x0F
+                masked = buf[1] & 0x80
+                n = buf[1] & 0x7F
+                pos = 2
+                if n == 126 and len(buf) >= 4:
+                    n = struct.unpack_from("!H", buf, 2)[0]
+                    pos = 4
+                elif n == 127 and len(buf) >= 10:
+                    n = struct.unpack_from("!Q", buf, 2)[0]
+                    pos = 10
+                if n < 126 or pos > 2:
+                    mask_len = 4 if masked else 0
+                    end = pos + mask_len + n
+                    if len(buf) >= end:
+                        payload = bytes(buf[pos + mask_len : end])
+                        if masked:
+                            mask = (bytes(buf[pos : pos + 4]) * (n // 4 + 1))[:n]
+                            as_int = int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")
+                            payload = as_int.to_bytes(n, "big")
+                        del buf[:end]
+                        return fin, opcode, payload
+            if not self._fill():
+                return None
+
+    def _loop(self) -> None:
+        message = bytearray()
+        while True:
+            got = self._read_frame()
+            if got is None:
+                return
+            fin, opcode, payload = got
+            if opcode == 0x8:  # close: echo the code back, then hang up
+                self.sock.sendall(frame(payload[:2], 0x8))
+                return
+            if opcode == 0x9:
+                self.sock.sendall(frame(payload, 0xA))
+            elif opcode in (0x1, 0x2, 0x0):
+                message += payload
+                if fin:
+                    self._answer(bytes(message))
+                    message.clear()
+
+    def _answer(self, raw: bytes) -> None:
+        request = json.loads(raw)
+        req_id = request.get("req_id")
+        if "ticks" in request:
+            self.sock.sendall(self.server.stream_for(req_id or 1))
+            return
+        if "ping" in request:
+            reply = {"echo_req": request, "msg_type": "ping", "ping": "pong"}
+        else:
+            msg_type = next(iter(request), "unknown")
+            reply = {"echo_req": request, "msg_type": msg_type, msg_type: 1}
+        if req_id is not None:
+            reply["req_id"] = req_id
+        self.sock.sendall(frame(json.dumps(reply, separators=(",", ":")).encode()))
+
+
+class Feeder:
+    """Thread-per-connection loopback server; ``start()`` binds and returns the port."""
+
+    def __init__(self, ticks: int = 0, host: str = "127.0.0.1") -> None:
+        self.ticks = ticks
+        self.host = host
+        self._streams: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+        self._listener = socket.create_server((host, 0), backlog=512)
+        self.port: int = self._listener.getsockname()[1]
+        if ticks:
+            self._streams[1] = tick_stream(ticks, 1)
+
+    def stream_for(self, req_id: int) -> bytes:
+        with self._lock:
+            if req_id not in self._streams:
+                self._streams[req_id] = tick_stream(self.ticks, req_id)
+            return self._streams[req_id]
+
+    def serve_forever(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(self, sock)
+            threading.Thread(target=conn.run, daemon=True).start()
+
+    def start(self) -> int:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self.port
+
+    def stop(self) -> None:
+        self._listener.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=0, help="tick messages per subscribe")
+    args = parser.parse_args()
+    feeder = Feeder(args.ticks)
+    feeder.start()
+    print(f"PORT {feeder.port}", flush=True)
+    sys.stdin.read()  # serve until the runner closes our stdin (or kills us)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""Benchmark runner: every client, every scenario, fresh processes, interleaved repetitions.
+
+    python tests/benchmarks/run.py [--reps 5] [--ticks 200000] [--only stream,rtt]
+                                   [--clients wsapp,deriv_sdk] [--markdown] [--out FILE]
+    python tests/benchmarks/run.py --smoke     # tiny sizes, one repetition: does it still work?
+
+Each measurement is one ``child.py`` process against its own ``feeder.py`` process. Repetition
+r runs every scenario for every client (client order rotated by r) before repetition r+1
+starts, so slow drifts of a noisy machine hit all clients alike. Ratios are taken against
+``wsapp`` (websocket-client's WebSocketApp with default settings) within the same repetition,
+then the median of those ratios is reported. See README.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+BASELINE = "wsapp"
+ALL = ("stream", "rtt", "threads", "idle", "setup")
+
+# scenario -> (metric, label, unit, higher_is_better); the first metric is the headline.
+METRICS: dict[str, list[tuple[str, str, str, bool]]] = {
+    "stream": [("ticks_per_s", "ticks/s", "", True), ("cpu_us_per_msg", "CPU/msg", "µs", False)],
+    "rtt": [
+        ("p50_us", "p50", "µs", False),
+        ("p90_us", "p90", "µs", False),
+        ("p99_us", "p99", "µs", False),
+    ],
+    "threads": [("req_per_s", "req/s", "", True), ("p99_us", "p99", "µs", False)],
+    "idle": [
+        ("rss_kib_per_conn", "RSS/conn", "KiB", False),
+        ("threads_per_conn", "threads/conn", "", False),
+    ],
+    "setup": [("median_us", "connect", "µs", False)],
+}
+TITLES = {
+    "stream": "1. Stream: ticks decoded and handed to a listener",
+    "rtt": "2. Request round trip, sequential pings",
+    "threads": "3. Threads x requests on one connection",
+    "idle": "4. Idle connections in one process",
+    "setup": "5. Constructor to open",
+}
+
+
+@dataclass
+class Client:
+    name: str
+    label: str
+    scenarios: tuple[str, ...] = ALL
+    python: str = sys.executable
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    network: bool = True
+
+
+def client_table(opts: argparse.Namespace) -> tuple[list[Client], list[str]]:
+    """All clients that can run here, and a note for each one that cannot."""
+    no_orjson = {"DERIV_SDK_NO_ORJSON": "1"}
+    clients = [
+        Client("wsapp", "WebSocketApp defaults (json.loads)"),
+        Client("wsc-lowlevel", "websocket-client create_connection + recv()"),
+        Client("deriv_sdk", "deriv_sdk, default install", args=("--no-orjson",), env=no_orjson),
+        Client(
+            "deriv_sdk-orjson", "deriv_sdk + speed extra (orjson)", ("stream", "rtt", "threads")
+        ),
+        Client("deriv-api", "python-deriv-api (asyncio)", ("stream", "rtt"), opts.deriv_api_python),
+        Client("wsapp-wsaccel", "WebSocketApp + wsaccel", env={"PYTHONPATH": opts.wsaccel_path}),
+        Client("raw-drain", "raw byte drain (feeder + loopback limit)", ("stream",)),
+        Client("json-only", "json.loads + callback, no network", ("stream",), network=False),
+        Client("orjson-only", "orjson.loads + callback, no network", ("stream",), network=False),
+    ]
+    notes = []
+    checks = {
+        "deriv_sdk": "import deriv_sdk; deriv_sdk.Connection",
+        "deriv_sdk-orjson": "import deriv_sdk, orjson; deriv_sdk.Connection",
+        "deriv-api": "import deriv_api",
+        "wsapp-wsaccel": "import wsaccel, websocket",
+        "orjson-only": "import orjson",
+    }
+    usable = []
+    for client in clients:
+        if opts.clients and client.name not in opts.clients:
+            continue
+        if client.name == "wsapp-wsaccel" and not opts.wsaccel_path:
+            notes.append(f"{client.name}: skipped: no --wsaccel-path (or BENCH_WSACCEL_PATH)")
+            continue
+        if client.name in checks:
+            code = checks[client.name]
+            proc = subprocess.run(
+                [client.python, "-c", code], env=child_env(client), text=True, capture_output=True
+            )
+            if proc.returncode:
+                why = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                notes.append(f"{client.name}: skipped: {why}")
+                continue
+        usable.append(client)
+    return usable, notes
+
+
+def child_env(client: Client) -> dict[str, str]:
+    """The environment of a child: this checkout importable, plus the client's extras."""
+    paths = [client.env.get("PYTHONPATH", ""), str(REPO)]
+    return {**os.environ, **client.env, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def start_feeder(ticks: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "feeder.py"), "--ticks", str(ticks)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"feeder did not start: {line!r}")
+    return proc, f"ws://127.0.0.1:{line.split()[1]}/websockets/v3?app_id=1089&l=EN&brand=deriv"
+
+
+def measure(client: Client, scenario: str, opts: argparse.Namespace) -> dict[str, Any]:
+    """One measurement: a fresh feeder and a fresh client process."""
+    feeder = None
+    url = ""
+    if client.network:
+        feeder, url = start_feeder(opts.ticks if scenario == "stream" else 0)
+    adapter = {"deriv_sdk-orjson": "deriv_sdk", "wsapp-wsaccel": "wsapp"}.get(
+        client.name, client.name
+    )
+    cmd = [client.python, str(HERE / "child.py"), adapter, scenario, "--url", url, *client.args]
+    cmd += ["--ticks", str(opts.ticks), "--pings", str(opts.pings), "--idle", str(opts.idle)]
+    cmd += ["--threads", str(opts.threads), "--per-thread", str(opts.per_thread)]
+    cmd += ["--connects", str(opts.connects)]
+    try:
+        proc = subprocess.run(
+            cmd, env=child_env(client), capture_output=True, text=True, timeout=opts.timeout
+        )
+        lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return {"error": f"exit {proc.returncode}: {tail}"}
+        return json.loads(lines[-1][len("RESULT ") :])  # type: ignore[no-any-return]
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {opts.timeout}s"}
+    finally:
+        if feeder is not None:
+            feeder.kill()
+            feeder.wait()
+
+
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median and min-max per (scenario, client, metric); per-repetition ratios to the baseline."""
+    values: dict[tuple[str, str, str], dict[int, float]] = {}
+    for run in runs:
+        for metric, *_ in METRICS[run["scenario"]]:
+            if metric in run["result"]:
+                key = (run["scenario"], run["client"], metric)
+                values.setdefault(key, {})[run["rep"]] = run["result"][metric]
+    out = []
+    for (scenario, client, metric), by_rep in values.items():
+        base = values.get((scenario, BASELINE, metric), {})
+        ratios = [v / base[r] for r, v in by_rep.items() if base.get(r)]
+        vals = list(by_rep.values())
+        row = {"scenario": scenario, "client": client, "metric": metric, "n": len(vals)}
+        row.update(median=statistics.median(vals), min=min(vals), max=max(vals))
+        if ratios:
+            row.update(
+                ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios)
+            )
+        out.append(row)
+    return out
+
+
+def _fmt(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 1e4:
+        return f"{value / 1e3:.1f}k"
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def tables(summary: list[dict[str, Any]], clients: list[Client], markdown: bool) -> str:
+    """One table per scenario: median [min-max] and ratio to the baseline for each metric."""
+    labels = {c.name: c.label for c in clients}
+    cells = {(r["scenario"], r["client"], r["metric"]): r for r in summary}
+    text = []
+    for scenario, metrics in METRICS.items():
+        names = [c.name for c in clients if any((scenario, c.name, m[0]) in cells for m in metrics)]
+        if not names:
+            continue
+        head = ["client"]
+        for _, label, unit, better in metrics:
+            head += [f"{label} {unit}".strip() + " median [min-max]", "ratio " + "↓↑"[better]]
+        rows = [head]
+        for name in names:
+            row = [f"`{name}`" if markdown else name]
+            for metric, *_ in metrics:
+                cell = cells.get((scenario, name, metric))
+                if cell is None:
+                    row += ["-", "-"]
+                    continue
+                row.append(f"{_fmt(cell['median'])} [{_fmt(cell['min'])}-{_fmt(cell['max'])}]")
+                row.append(f"{cell['ratio']:.2f}x" if "ratio" in cell else "-")
+            rows.append(row)
+        text.append(("### " if markdown else "== ") + TITLES[scenario])
+        if markdown:
+            text.append("")
+            text.append("| " + " | ".join(rows[0]) + " |")
+            text.append("|---" + "|---:" * (len(head) - 1) + "|")
+            text += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        else:
+            widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+            text += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        text.append("")
+    text.append("Clients: " + "; ".join(f"{n} = {labels[n]}" for n in labels))
+    return "\n".join(text)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--ticks", type=int, default=200_000)
+    parser.add_argument("--pings", type=int, default=5_000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--per-thread", type=int, default=1_000)
+    parser.add_argument("--idle", type=int, default=100)
+    parser.add_argument("--connects", type=int, default=50)
+    parser.add_argument("--only", help="comma-separated scenarios: " + ",".join(ALL))
+    parser.add_argument("--clients", help="comma-separated client names (default: all usable)")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    parser.add_argument("--out", help="write raw runs and summary as JSON to this file")
+    parser.add_argument("--timeout", type=float, default=600.0, help="per measurement, seconds")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument(
+        "--deriv-api-python",
+        default=os.environ.get("DERIV_API_PYTHON", sys.executable),
+        help="python of a venv with python-deriv-api (it pins websockets==10.3)",
+    )
+    parser.add_argument(
+        "--wsaccel-path",
+        default=os.environ.get("BENCH_WSACCEL_PATH", ""),
+        help="a directory holding wsaccel (pip install --target DIR wsaccel)",
+    )
+    opts = parser.parse_args(argv)
+    if opts.smoke:
+        opts.reps, opts.ticks, opts.pings, opts.per_thread = 1, 2_000, 200, 50
+        opts.idle, opts.connects, opts.timeout = 5, 5, 120.0
+    opts.only = opts.only.split(",") if opts.only else list(ALL)
+    opts.clients = opts.clients.split(",") if opts.clients else None
+    if set(opts.only) - set(ALL):
+        parser.error(f"unknown scenario in --only; choose from {','.join(ALL)}")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    clients, notes = client_table(opts)
+    for note in notes:
+        print("note:", note, file=sys.stderr)
+    runs: list[dict[str, Any]] = []
+    started = time.time()
+    for rep in range(opts.reps):
+        order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
+        for scenario in opts.only:
+            for client in order:
+                if scenario not in client.scenarios:
+                    continue
+                result = measure(client, scenario, opts)
+                runs.append(
+                    {"rep": rep, "scenario": scenario, "client": client.name, "result": result}
+                )
+                shown = result.get("error") or {
+                    k: round(v, 1) for k, v in result.items() if isinstance(v, float)
+                }
+                print(
+                    f"rep {rep + 1}/{opts.reps} {scenario:8} {client.name:17} {shown}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    summary = summarize(runs)
+    print(tables(summary, clients, opts.markdown))
+    for note in notes:
+        print(("- " if opts.markdown else "note: ") + note)
+    failed = [r for r in runs if "error" in r["result"]]
+    if opts.out:
+        meta = {
+            "argv": sys.argv[1:],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "seconds": round(time.time() - started, 1),
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()} {os.cpu_count()} cpus {platform.platform()}",
+            "sizes": {
+                k: getattr(opts, k)
+                for k in ("reps", "ticks", "pings", "threads", "per_thread", "idle", "connects")
+            },
+            "notes": notes,
+            "clients": {c.name: c.label for c in clients},
+        }
+        data = {"meta": meta, "runs": runs, "summary": summary}
+        Path(opts.out).write_text(json.dumps(data, indent=1) + "\n")
+    if failed:
+        print(f"{len(failed)} measurement(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
