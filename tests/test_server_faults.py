@@ -177,3 +177,24 @@ def test_wss_with_ssl_context() -> None:
             srv.drop()
             with pytest.raises(ConnectionClosed):
                 ws.recv(timeout=5)
+
+
+def test_close_all_rejects_codes_that_cannot_be_sent(server: LocalServer) -> None:
+    for code in (999, 1005, 1006, 2000, 5000):
+        with pytest.raises(ValueError):
+            server.close_all(code)
+    with pytest.raises(ValueError):
+        server.close_all(4000, "x" * 124)
+
+
+def test_close_all_while_stalled(server: LocalServer) -> None:
+    with connect(server.url, open_timeout=5) as ws:
+        ws.send(json.dumps({"ping": 1}))
+        ws.recv(timeout=5)
+        server.stall()
+        ws.send(json.dumps({"ping": 1}))  # held
+        server.close_all(4002, "stalled")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4002
+    server.resume()

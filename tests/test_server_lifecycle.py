@@ -132,3 +132,13 @@ def test_python_m_runs_in_the_foreground_and_stops_on_ctrl_c() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        LocalServer(tokens={"t": {"nickname": "x"}})
+    with pytest.raises(ValueError):
+        LocalServer(tick_interval=0)
+    with pytest.raises(ValueError):
+        LocalServer(rate_limits={"ping": 0})
+    LocalServer().stop()  # never started: nothing to do

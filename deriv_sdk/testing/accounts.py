@@ -84,6 +84,9 @@ class Account:
         }
 
 
+_ACCOUNT_FIELDS = {f for f in Account.__dataclass_fields__ if f != "token"}
+
+
 def make_accounts(tokens: list[str] | dict[str, dict[str, Any]] | None) -> dict[str, Account]:
     """Build the token -> :class:`Account` table from the ``tokens`` argument of the server."""
     if tokens is None:
@@ -93,6 +96,9 @@ def make_accounts(tokens: list[str] | dict[str, dict[str, Any]] | None) -> dict[
     for user_id, (token, fields) in enumerate(items, start=1):
         values = {"loginid": f"VRTC{next(_login_ids)}", "user_id": user_id, **fields}
         values["balance"] = float(values.get("balance", 10000.0))
+        unknown = set(values) - _ACCOUNT_FIELDS
+        if unknown:
+            raise ValueError(f"unknown account fields for a token: {sorted(unknown)}")
         out[token] = Account(token=token, **values)
     return out
 

@@ -92,6 +92,8 @@ class LocalServer:
         self.tick_interval = float(tick_interval)
         self.ssl_context = ssl_context
         self.rate_limits: dict[str, int] = dict(rate_limits or {})
+        if any(not isinstance(v, int) or v < 1 for v in self.rate_limits.values()):
+            raise ValueError("rate_limits values must be positive integers")
         # State shared by handlers and the scheduler, guarded by ``lock``.
         self.lock = threading.RLock()
         self.market = Market(seed)
@@ -114,7 +116,11 @@ class LocalServer:
         self._stopping = threading.Event()
         self._state = "new"  # new -> started -> stopped
         self._server: Server | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._accept_thread: threading.Thread | None = None
+        # Wakes the accept loop's select() at stop() (created by start()).
+        self._wake_r, self._wake_w = socket.socket(), socket.socket()
+        self._wake_r.close()
+        self._wake_w.close()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -140,6 +146,7 @@ class LocalServer:
         """
         if self._state != "new":
             raise RuntimeError("a LocalServer can only be started once")
+        self._wake_r, self._wake_w = socket.socketpair()
         owner = self
 
         class _Connection(ServerConnection):
@@ -168,8 +175,11 @@ class LocalServer:
         )
         self.port = self._server.socket.getsockname()[1]
         self._state = "started"
-        for name, target in (("accept", self._accept_loop), ("ticks", self._tick_loop)):
-            thread = threading.Thread(target=target, name=f"deriv_sdk-server-{name}", daemon=True)
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="deriv_sdk-server-accept", daemon=True
+        )
+        ticks = threading.Thread(target=self._tick_loop, name="deriv_sdk-server-ticks", daemon=True)
+        for thread in (self._accept_thread, ticks):
             self._track(thread)
             thread.start()
         logger.info("LocalServer listening on %s", self.url)
@@ -190,9 +200,8 @@ class LocalServer:
         self._running.set()  # let held requests go, so that handler threads can end
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
-        with self._meta:
-            threads = list(self._threads)
-        threads[0].join(STOP_TIMEOUT)  # the accept loop: no new connections after this
+        assert self._accept_thread is not None
+        self._accept_thread.join(STOP_TIMEOUT)  # no new connections after this
         assert self._server is not None
         self._server.socket.close()
         closed = getattr(self._server, "socket_closed", None)
@@ -232,7 +241,15 @@ class LocalServer:
 
         Returns at once; each connection's writer sends the close frame (before anything
         still queued, even while stalled or delayed).
+
+        Raises:
+            ValueError: for a code that may not be sent in a close frame (e.g. 1005, 1006)
+                or a reason longer than 123 UTF-8 bytes.
         """
+        if not (code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+            raise ValueError(f"invalid close code: {code}")
+        if len(reason.encode("utf-8")) > 123:
+            raise ValueError("close reason must be at most 123 UTF-8 bytes")
         for session in self._sessions_copy():
             session.request_close(code, reason)
 
@@ -391,7 +408,7 @@ class LocalServer:
                 self._requests.append(request)
         # stall(): hold the request until resume() (or stop()).
         while not self._running.wait(0.2):
-            if self._stopping.is_set():
+            if self._stopping.is_set() or session.closed:
                 return
         if problem is not None or not isinstance(request, dict):
             err = envelope.ApiError("InputValidationFailed", problem or "", {})

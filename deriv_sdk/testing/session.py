@@ -164,6 +164,11 @@ class Session:
         with self._cond:
             self._cond.notify()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the writer has ended (the connection is closed or closing)."""
+        return self._done
+
     def finish(self) -> None:
         """Stop the writer: the connection is gone."""
         with self._cond:
