@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -211,6 +212,39 @@ def test_timeout_none_keeps_pinging_without_on_dead(made: list[Keepalive]) -> No
         ping.next()  # never answered
     assert dead.calls == 0
     ka.stop()
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        pytest.param(
+            None,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG: with timeout=None, an answer that arrives before send_ping() "
+                "returns schedules a second timer chain (_answered and _tick both schedule)",
+            ),
+        ),
+        2.0,
+    ],
+)
+def test_answer_before_send_ping_returns_keeps_one_ping_chain(
+    made: list[Keepalive], timeout: float | None
+) -> None:
+    # The reader thread may report the pong before send_ping() has returned.
+    times: queue.Queue[float] = queue.Queue()
+
+    def send_ping(on_answer: Callable[[], None]) -> bool:
+        times.put(time.monotonic())
+        on_answer()
+        return True
+
+    ka = make(made, 0.05, timeout, send_ping, Dead())  # type: ignore[arg-type]
+    ka.start()
+    stamps = [times.get(timeout=WAIT) for _ in range(4)]
+    ka.stop()
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert min(gaps) >= 0.05 * 0.5, f"pings too close together: {gaps}"
 
 
 def test_send_failure_stops_pinging_without_on_dead(made: list[Keepalive]) -> None:

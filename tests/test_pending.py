@@ -158,3 +158,16 @@ def test_pending_fields() -> None:
     assert (entry.req_id, entry.callback, entry.deadline, entry.inline) == (3, cb, 1.5, True)
     assert entry.result is None
     assert entry.wait(0) is False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Pending.wait() consumes the lock: a second wait on a resolved entry "
+    "returns False (wait(None) would block forever), against its docstring",
+)
+def test_wait_after_resolve_keeps_returning_true() -> None:
+    table = PendingTable()
+    entry = table.add()
+    table.resolve(entry.req_id, {"ok": 1})
+    assert entry.wait(0) is True
+    assert entry.wait(0) is True

@@ -217,3 +217,32 @@ def test_subscription_repr(reg: SubscriptionRegistry) -> None:
     reg.first_reply(reg.streams()[0], {}, "abc")
     sub.forget()
     assert repr(sub) == '<Subscription {"ticks":"R_50"} id=\'abc\' ended>'
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: release() drops the lock before end(); a join() of the same key in that "
+    "window attaches to the dying stream and its handle is ended at once",
+)
+def test_join_racing_the_last_release_gets_a_live_handle(
+    reg: SubscriptionRegistry, forgets: Forgets
+) -> None:
+    old, _ = reg.join(TICKS, listener)
+    (stream,) = reg.streams()
+    reg.bind(stream, 1)
+    reg.first_reply(stream, {"msg_type": "tick"}, "s1")
+    real_end = reg.end
+    joined: list[tuple[Subscription, object]] = []
+
+    def end_after_a_join(s: Stream) -> list[Subscription]:
+        # Another thread calls join() between release()'s lock and its end() call.
+        joined.append(reg.join(TICKS, listener))
+        return real_end(s)
+
+    reg.end = end_after_a_join  # type: ignore[method-assign]
+    old.forget()
+    reg.end = real_end  # type: ignore[method-assign]
+    ((new, replay),) = joined
+    assert forgets == [stream]
+    assert new.active
+    assert replay is NEW_STREAM
