@@ -172,7 +172,9 @@ class Connection:
         self._final_close_sent = False
         self._token: str | None = None
         self._stop = threading.Event()  # set by close(): ends reconnecting and backoff waits
-        self._finished = threading.Event()  # set when the io thread is done
+        self._io_done = threading.Event()  # set when the io thread is done
+        self._io_done.set()
+        self._finished = threading.Event()  # set when, after that, every event has run
         self._finished.set()
         self._forgotten: set[str] = set()
 
@@ -249,6 +251,7 @@ class Connection:
                 raise InvalidStateError("connect() can be called once per Connection")
             self._started = True
             self._state = Connection.CONNECTING
+            self._io_done.clear()
             self._finished.clear()
         self._connect_timeout = timeout if timeout is not None else self.request_timeout
         self._dispatch_thread = threading.Thread(
@@ -263,7 +266,7 @@ class Connection:
             return self
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._state == Connection.CONNECTING and not self._finished.is_set():
+            while self._state == Connection.CONNECTING and not self._io_done.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -472,8 +475,10 @@ class Connection:
 
         Ctrl-C (KeyboardInterrupt) closes the connection and is re-raised.
         """
+        # From a listener, the dispatch thread cannot wait for itself to drain.
+        done = self._io_done if self._on_dispatch_thread() else self._finished
         try:
-            return self._finished.wait(timeout)
+            return done.wait(timeout)
         except KeyboardInterrupt:
             self.close()
             raise
@@ -494,6 +499,9 @@ class Connection:
 
     # ------------------------------------------------------------------ requests
 
+    def _on_dispatch_thread(self) -> bool:
+        return threading.current_thread() is self._dispatch_thread
+
     def _state_name(self) -> str:
         return _STATE_NAMES[self._state]
 
@@ -508,7 +516,7 @@ class Connection:
                         if not self._started
                         else "the connection was closed by close()"
                     )
-                if self._finished.is_set():
+                if self._io_done.is_set():
                     raise ConnectionClosedError("the connection is closed and will not reconnect")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -636,7 +644,7 @@ class Connection:
             if not self._final_close_sent:
                 code, reason = self._close_args if self._user_closed else (1006, "")
                 self._post_close(code, reason, False, False)
-            self._finished.set()
+            self._io_done.set()
             self._queue.put(None)  # ends the dispatch thread after what is queued
 
     def _io_loop(self) -> None:
@@ -920,6 +928,7 @@ class Connection:
                         self._run_callback_here(entry)
                     continue
             if item is None:
+                self._finished.set()
                 return
             fn, arg = item
             try:
@@ -952,7 +961,7 @@ class Connection:
         if restore is not None and restore is not current:
             restore.join(JOIN_TIMEOUT)
         dispatch = self._dispatch_thread
-        if dispatch is not None and dispatch is not current and self._finished.is_set():
+        if dispatch is not None and dispatch is not current and self._io_done.is_set():
             dispatch.join(JOIN_TIMEOUT)
 
 
