@@ -198,3 +198,33 @@ def test_close_all_while_stalled(server: LocalServer) -> None:
             ws.recv(timeout=5)
         assert info.value.rcvd is not None and info.value.rcvd.code == 4002
     server.resume()
+
+
+def test_requests_held_by_a_stall_are_discarded_when_dropped(server: LocalServer) -> None:
+    c = Client(server.url)
+    c.request({"authorize": TOKEN})
+    server.stall()
+    parameters = {
+        "amount": 10,
+        "basis": "stake",
+        "contract_type": "CALL",
+        "currency": "USD",
+        "duration": 5,
+        "duration_unit": "t",
+        "symbol": "R_10",
+    }
+    c.send({"buy": "1", "price": 10, "parameters": parameters, "req_id": 5})
+    deadline = time.monotonic() + 5
+    while not any(r.get("req_id") == 5 for r in server.requests):  # received, held
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    server.drop()
+    server.resume()  # at once: the held buy must not run for the dropped connection
+    with pytest.raises(websocket.WebSocketConnectionClosedException):
+        while True:
+            c.ws.recv()
+    other = Client(server.url)
+    other.request({"authorize": TOKEN})
+    assert other.request({"balance": 1})["balance"]["balance"] == 10000
+    assert other.request({"portfolio": 1})["portfolio"]["contracts"] == []
+    other.close()

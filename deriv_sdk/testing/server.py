@@ -70,7 +70,8 @@ class LocalServer:
 
     Stalling: while stalled, nothing is sent on any connection (no replies, no ticks, no
     answer to ``{"ping": 1}``) and the markets stand still. Requests that arrive are *held*,
-    recorded in :attr:`requests` at once, and answered in order after :meth:`resume`.
+    recorded in :attr:`requests` at once, and answered in order after :meth:`resume`;
+    those of a connection closed meanwhile (:meth:`drop`, :meth:`close_all`) are discarded.
     websockets' own reader still answers protocol-level Ping frames (control frames, not
     Deriv messages).
     """
@@ -233,7 +234,13 @@ class LocalServer:
     # -- fault controls ----------------------------------------------------------------
 
     def drop(self) -> None:
-        """Close every connection abruptly: shut the TCP socket down, no close frame."""
+        """Close every connection abruptly: shut the TCP socket down, no close frame.
+
+        Nothing queued for those connections is sent, and requests held by :meth:`stall`
+        are discarded, even if :meth:`resume` follows at once.
+        """
+        for session in self._sessions_copy():
+            session.finish()
         self._abort_sockets(only_open=True)
 
     def close_all(self, code: int = 1000, reason: str = "") -> None:
@@ -406,10 +413,12 @@ class LocalServer:
         if isinstance(request, dict):
             with self._meta:
                 self._requests.append(request)
-        # stall(): hold the request until resume() (or stop()).
+        # stall(): hold the request until resume(); discard it if the connection closes.
         while not self._running.wait(0.2):
             if self._stopping.is_set() or session.closed:
                 return
+        if session.closed:
+            return
         if problem is not None or not isinstance(request, dict):
             err = envelope.ApiError("InputValidationFailed", problem or "", {})
             session.send(envelope.error(None, {}, err, "error"))

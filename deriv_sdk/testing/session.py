@@ -166,8 +166,8 @@ class Session:
 
     @property
     def closed(self) -> bool:
-        """Whether the writer has ended (the connection is closed or closing)."""
-        return self._done
+        """Whether the connection is closing or gone: nothing more will be sent on it."""
+        return self._done or self._close_request is not None
 
     def finish(self) -> None:
         """Stop the writer: the connection is gone."""
