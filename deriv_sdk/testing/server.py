@@ -119,9 +119,7 @@ class LocalServer:
         self._server: Server | None = None
         self._accept_thread: threading.Thread | None = None
         # Wakes the accept loop's select() at stop() (created by start()).
-        self._wake_r, self._wake_w = socket.socket(), socket.socket()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._wake: tuple[socket.socket, socket.socket] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -147,7 +145,7 @@ class LocalServer:
         """
         if self._state != "new":
             raise RuntimeError("a LocalServer can only be started once")
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake = socket.socketpair()
         owner = self
 
         class _Connection(ServerConnection):
@@ -170,7 +168,7 @@ class LocalServer:
             process_request=self._process_request,
             compression=None,
             ping_interval=None,  # Deriv pings at the JSON level; stall() must send nothing
-            close_timeout=2.0,
+            close_timeout=1.0,  # loopback: a client that has not answered by then will not
             create_connection=_Connection,
             logger=logging.getLogger("deriv_sdk.testing.websockets"),
         )
@@ -198,9 +196,10 @@ class LocalServer:
                 return
             self._state = "stopped"
         self._stopping.set()
-        self._running.set()  # let held requests go, so that handler threads can end
+        self._running.set()  # wake the handlers that hold requests: they discard them
+        assert self._wake is not None
         with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+            self._wake[1].send(b"x")
         assert self._accept_thread is not None
         self._accept_thread.join(STOP_TIMEOUT)  # no new connections after this
         assert self._server is not None
@@ -216,8 +215,8 @@ class LocalServer:
             if not self._join_all(time.monotonic() + STOP_TIMEOUT):
                 alive = [t.name for t in self._threads_copy() if t.is_alive()]
                 logger.warning("LocalServer.stop(): threads still alive: %s", alive)
-        self._wake_r.close()
-        self._wake_w.close()
+        for end in self._wake:
+            end.close()
         logger.info("LocalServer stopped")
 
     def __enter__(self) -> LocalServer:
@@ -334,7 +333,8 @@ class LocalServer:
         listener = self._server.socket
         with selectors.DefaultSelector() as selector:
             selector.register(listener, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
+            assert self._wake is not None
+            selector.register(self._wake[0], selectors.EVENT_READ)
             while not self._stopping.is_set():
                 ready = selector.select(timeout=1.0)
                 if self._stopping.is_set():
@@ -417,7 +417,7 @@ class LocalServer:
         while not self._running.wait(0.2):
             if self._stopping.is_set() or session.closed:
                 return
-        if session.closed:
+        if session.closed or self._stopping.is_set():
             return
         if problem is not None or not isinstance(request, dict):
             err = envelope.ApiError("InputValidationFailed", problem or "", {})
