@@ -58,7 +58,8 @@ class Keepalive:
         self._lock = threading.Lock()
         self._gen = 0
         self._running = False
-        self._timer: threading.Timer | None = None
+        self._timer: threading.Timer | None = None  # the one that will fire next
+        self._threads: list[threading.Timer] = []  # every timer thread maybe still running
         self._sent_at = 0.0
         self._awaiting = False
 
@@ -78,10 +79,14 @@ class Keepalive:
         with self._lock:
             self._gen += 1
             self._running = False
-            timer, self._timer = self._timer, None
-        if timer is not None:
+            self._timer = None
+            timers, self._threads = self._threads, []
+        # Every timer thread, not only the newest: an older one may still be inside
+        # send_ping() after the answer already scheduled its successor.
+        current = threading.current_thread()
+        for timer in timers:
             timer.cancel()
-            if timer is not threading.current_thread() and timer.is_alive():
+            if timer is not current:
                 timer.join(5.0)
 
     def _schedule(self, delay: float, fn: Callable[[int], None], gen: int) -> None:
@@ -90,6 +95,8 @@ class Keepalive:
         timer.name = self._name
         timer.daemon = True  # never keeps the interpreter alive; stop() joins it anyway
         self._timer = timer
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._threads.append(timer)
         timer.start()
 
     def _tick(self, gen: int) -> None:
@@ -97,7 +104,8 @@ class Keepalive:
             if gen != self._gen or not self._running:
                 return
             self._sent_at = time.monotonic()
-            self._awaiting = True
+            # With no timeout, answers are not awaited: the pings just go on.
+            self._awaiting = self.timeout is not None
         sent = self._send_ping(lambda: self._answered(gen))
         with self._lock:
             if gen != self._gen or not self._running:
@@ -107,7 +115,6 @@ class Keepalive:
                 self._awaiting = False
                 return
             if self.timeout is None:
-                self._awaiting = False  # answers are not awaited: just keep pinging
                 self._schedule(self.interval, self._tick, gen)
             elif self._awaiting:  # (else the answer came already and scheduled the next ping)
                 self._schedule(self.timeout, self._deadline, gen)

@@ -59,9 +59,11 @@ class Pending:
 
     def wait(self, timeout: float | None) -> bool:
         """Blocks until resolved (True) or ``timeout`` seconds pass (False)."""
-        if timeout is None:
-            return self._done.acquire()
-        return self._done.acquire(timeout=max(timeout, 0.0))
+        done = self._done
+        if done.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            done.release()  # stays resolved for any later wait
+            return True
+        return False
 
 
 class PendingTable:

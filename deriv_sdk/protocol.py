@@ -79,15 +79,9 @@ if not os.environ.get("DERIV_SDK_NO_ORJSON"):
     except ImportError:
         pass
     else:
-        _OPTS = orjson.OPT_NON_STR_KEYS
-
-        def _orjson_dumps(value: Any) -> bytes:
-            # orjson.JSONEncodeError is a TypeError already.
-            result: bytes = orjson.dumps(value, option=_OPTS)
-            return result
-
+        # Decoding only: orjson would encode NaN as null where json refuses it, and the
+        # requests we send are small, so encoding stays with the strict standard library.
         loads = orjson.loads
-        dumps = _orjson_dumps
         JSON_BACKEND = "orjson"
 
 

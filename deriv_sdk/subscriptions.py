@@ -166,18 +166,25 @@ class SubscriptionRegistry:
     def end(self, stream: Stream) -> list[Subscription]:
         """Ends ``stream`` locally (no forget is sent); returns the handles it had."""
         with self._lock:
-            if self._by_key.get(stream.key) is stream:
-                del self._by_key[stream.key]
-            if stream.req_id is not None and self.by_req.get(stream.req_id) is stream:
-                del self.by_req[stream.req_id]
-                self._remember_ended(stream.req_id)
-            subs, stream.subs = stream.subs, ()
+            return self._end_locked(stream)
+
+    def _end_locked(self, stream: Stream) -> list[Subscription]:
+        if self._by_key.get(stream.key) is stream:
+            del self._by_key[stream.key]
+        if stream.req_id is not None and self.by_req.get(stream.req_id) is stream:
+            del self.by_req[stream.req_id]
+            self._remember_ended(stream.req_id)
+        subs, stream.subs = stream.subs, ()
         for sub in subs:
             sub._active = False
         return list(subs)
 
     def release(self, sub: Subscription) -> None:
-        """Ends one handle; the stream too when it was the last (see ``on_forget``)."""
+        """Ends one handle; the stream too when it was the last (see ``on_forget``).
+
+        One lock section: a ``join`` of the same key either shares the stream before it
+        ends, or starts a new one after; it never attaches to a dying stream.
+        """
         stream = sub._stream
         with self._lock:
             if not sub._active:
@@ -186,7 +193,7 @@ class SubscriptionRegistry:
             stream.subs = tuple(s for s in stream.subs if s is not sub)
             if stream.subs:
                 return
-        self.end(stream)
+            self._end_locked(stream)
         if stream.id is not None:
             self._on_forget(stream)
 

@@ -217,14 +217,7 @@ def test_timeout_none_keeps_pinging_without_on_dead(made: list[Keepalive]) -> No
 @pytest.mark.parametrize(
     "timeout",
     [
-        pytest.param(
-            None,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: with timeout=None, an answer that arrives before send_ping() "
-                "returns schedules a second timer chain (_answered and _tick both schedule)",
-            ),
-        ),
+        None,
         2.0,
     ],
 )
@@ -271,11 +264,6 @@ def test_timer_threads_named_and_gone_after_stop(made: list[Keepalive]) -> None:
     assert keepalive_threads() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: stop() joins only the current timer; a timer thread still inside "
-    "send_ping (answer already received, next timer scheduled) outlives stop()",
-)
 def test_no_timer_thread_alive_when_stop_returns(made: list[Keepalive]) -> None:
     dead = Dead()
     answered = threading.Event()

@@ -160,11 +160,6 @@ def test_pending_fields() -> None:
     assert entry.wait(0) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Pending.wait() consumes the lock: a second wait on a resolved entry "
-    "returns False (wait(None) would block forever), against its docstring",
-)
 def test_wait_after_resolve_keeps_returning_true() -> None:
     table = PendingTable()
     entry = table.add()

@@ -63,11 +63,6 @@ def test_encode_send_type_error(data: object) -> None:
         encode_send(data)
 
 
-@pytest.mark.xfail(
-    JSON_BACKEND == "orjson",
-    strict=True,
-    reason="BUG: with orjson, encode_send encodes NaN/Infinity as null instead of TypeError",
-)
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_encode_send_nan_is_type_error(value: float) -> None:
     with pytest.raises(TypeError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from deriv_sdk.errors import APIError
@@ -219,30 +221,32 @@ def test_subscription_repr(reg: SubscriptionRegistry) -> None:
     assert repr(sub) == '<Subscription {"ticks":"R_50"} id=\'abc\' ended>'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: release() drops the lock before end(); a join() of the same key in that "
-    "window attaches to the dying stream and its handle is ended at once",
-)
 def test_join_racing_the_last_release_gets_a_live_handle(
     reg: SubscriptionRegistry, forgets: Forgets
 ) -> None:
-    old, _ = reg.join(TICKS, listener)
-    (stream,) = reg.streams()
-    reg.bind(stream, 1)
-    reg.first_reply(stream, {"msg_type": "tick"}, "s1")
-    real_end = reg.end
-    joined: list[tuple[Subscription, object]] = []
+    # release() ends the stream in the same lock section that drops its last handle, so a
+    # join() racing it either shares the stream before or starts a new one after; its
+    # handle is never born dead. Hammer it from two threads.
+    dead: list[Subscription] = []
+    stop = threading.Event()
 
-    def end_after_a_join(s: Stream) -> list[Subscription]:
-        # Another thread calls join() between release()'s lock and its end() call.
-        joined.append(reg.join(TICKS, listener))
-        return real_end(s)
+    def releaser() -> None:
+        while not stop.is_set():
+            sub, replay = reg.join(TICKS, listener)
+            if replay is NEW_STREAM:
+                (stream,) = [s for s in reg.streams() if s is sub._stream] or [sub._stream]
+                reg.first_reply(stream, {"msg_type": "tick"}, "s1")
+            sub.forget()
 
-    reg.end = end_after_a_join  # type: ignore[method-assign]
-    old.forget()
-    reg.end = real_end  # type: ignore[method-assign]
-    ((new, replay),) = joined
-    assert forgets == [stream]
-    assert new.active
-    assert replay is NEW_STREAM
+    worker = threading.Thread(target=releaser)
+    worker.start()
+    try:
+        for _ in range(2000):
+            sub, _ = reg.join(TICKS, listener)
+            if not sub.active:
+                dead.append(sub)
+            sub.forget()
+    finally:
+        stop.set()
+        worker.join(10)
+    assert dead == []
