@@ -3,8 +3,8 @@
 Threads (all daemons named ``deriv_sdk-server-...``, all joined by :meth:`LocalServer.stop`):
 
 - ``deriv_sdk-server-accept``: accepts TCP connections and starts one handler thread each
-  (our own accept loop on the socket that :func:`websockets.sync.server.serve` opened, so that
-  every thread is a named daemon that we can join);
+  (see :mod:`deriv_sdk.testing.listener`: our own accept loop, so that every thread is a
+  named daemon that stop() can join);
 - ``deriv_sdk-server-conn-N``: websockets' handshake and our request handler for connection N;
 - ``deriv_sdk-server-recv-N``: websockets' reader thread for connection N;
 - ``deriv_sdk-server-send-N``: our writer for connection N (the only thread that sends on it);
@@ -14,12 +14,8 @@ Threads (all daemons named ``deriv_sdk-server-...``, all joined by :meth:`LocalS
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import logging
-import selectors
-import socket
 import ssl
 import threading
 import time
@@ -29,12 +25,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.protocol import State
-from websockets.sync.server import Server, ServerConnection, serve
+from websockets.sync.server import ServerConnection
 
 from deriv_sdk.testing import envelope
 from deriv_sdk.testing.accounts import Account, Contract, make_accounts
 from deriv_sdk.testing.handlers import dispatch, market_tick
+from deriv_sdk.testing.listener import Listener
 from deriv_sdk.testing.market import SYMBOLS, Market
 from deriv_sdk.testing.session import Session
 from deriv_sdk.testing.trading import ProposalEntry, trading_tick
@@ -103,12 +99,9 @@ class LocalServer:
         self.contracts: dict[int, Contract] = {}
         self.proposals: dict[str, ProposalEntry] = {}
         self._sessions: set[Session] = set()
-        # Bookkeeping of threads and connections, guarded by ``_meta``.
+        # Requests and fault settings, guarded by ``_meta``.
         self._meta = threading.Lock()
         self._requests: list[dict[str, Any]] = []
-        self._threads: list[threading.Thread] = []
-        self._conns: list[ServerConnection] = []
-        self._numbers = itertools.count(1)
         self._refuse_count = 0
         self._refuse_status = 503
         self._delay = 0.0
@@ -116,10 +109,7 @@ class LocalServer:
         self._running.set()
         self._stopping = threading.Event()
         self._state = "new"  # new -> started -> stopped
-        self._server: Server | None = None
-        self._accept_thread: threading.Thread | None = None
-        # Wakes the accept loop's select() at stop() (created by start()).
-        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._listener: Listener | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -145,42 +135,14 @@ class LocalServer:
         """
         if self._state != "new":
             raise RuntimeError("a LocalServer can only be started once")
-        self._wake = socket.socketpair()
-        owner = self
-
-        class _Connection(ServerConnection):
-            """Names websockets' reader thread ours, and lets stop() join it."""
-
-            app_id_ok = True
-            number = 0
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                self.number = owner._current_number()
-                self.recv_events_thread.name = f"deriv_sdk-server-recv-{self.number}"
-                owner._track(self.recv_events_thread, self)
-
-        self._server = serve(
-            self._handle,
-            self.host,
-            self.port,
-            ssl=self.ssl_context,
-            process_request=self._process_request,
-            compression=None,
-            ping_interval=None,  # Deriv pings at the JSON level; stall() must send nothing
-            close_timeout=1.0,  # loopback: a client that has not answered by then will not
-            create_connection=_Connection,
-            logger=logging.getLogger("deriv_sdk.testing.websockets"),
+        self._listener = Listener(
+            self.host, self.port, self.ssl_context, self._handle, self._process_request
         )
-        self.port = self._server.socket.getsockname()[1]
+        self.port = self._listener.port
         self._state = "started"
-        self._accept_thread = threading.Thread(
-            target=self._accept_loop, name="deriv_sdk-server-accept", daemon=True
-        )
         ticks = threading.Thread(target=self._tick_loop, name="deriv_sdk-server-ticks", daemon=True)
-        for thread in (self._accept_thread, ticks):
-            self._track(thread)
-            thread.start()
+        self._listener.track(ticks)
+        ticks.start()
         logger.info("LocalServer listening on %s", self.url)
         return self
 
@@ -197,26 +159,17 @@ class LocalServer:
             self._state = "stopped"
         self._stopping.set()
         self._running.set()  # wake the handlers that hold requests: they discard them
-        assert self._wake is not None
-        with contextlib.suppress(OSError):
-            self._wake[1].send(b"x")
-        assert self._accept_thread is not None
-        self._accept_thread.join(STOP_TIMEOUT)  # no new connections after this
-        assert self._server is not None
-        self._server.socket.close()
-        closed = getattr(self._server, "socket_closed", None)
-        if isinstance(closed, threading.Event):
-            closed.set()  # handshakes still in progress get HTTP 503
-        self._abort_sockets(handshaking=True)  # clients that connected but never sent a request
+        listener = self._listener
+        assert listener is not None
+        listener.stop_accepting(STOP_TIMEOUT)  # no new connections after this
+        listener.abort(handshaking=True)  # clients that connected but never sent a request
         for session in self._sessions_copy():
             session.request_close(1001, "server stopping")
-        if not self._join_all(time.monotonic() + STOP_TIMEOUT):
-            self._abort_sockets()
-            if not self._join_all(time.monotonic() + STOP_TIMEOUT):
-                alive = [t.name for t in self._threads_copy() if t.is_alive()]
-                logger.warning("LocalServer.stop(): threads still alive: %s", alive)
-        for end in self._wake:
-            end.close()
+        if not listener.join_all(time.monotonic() + STOP_TIMEOUT):
+            listener.abort()
+            if not listener.join_all(time.monotonic() + STOP_TIMEOUT):
+                logger.warning("LocalServer.stop(): threads still alive: %s", listener.alive())
+        listener.close()
         logger.info("LocalServer stopped")
 
     def __enter__(self) -> LocalServer:
@@ -240,7 +193,8 @@ class LocalServer:
         """
         for session in self._sessions_copy():
             session.finish()
-        self._abort_sockets(only_open=True)
+        if self._listener is not None:
+            self._listener.abort(only_open=True)
 
     def close_all(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake of every connection with ``code``/``reason``.
@@ -296,68 +250,6 @@ class LocalServer:
         with self.lock:
             return list(self._sessions)
 
-    def _threads_copy(self) -> list[threading.Thread]:
-        with self._meta:
-            return list(self._threads)
-
-    def _current_number(self) -> int:
-        name = threading.current_thread().name
-        return int(name.rsplit("-", 1)[1]) if name.startswith("deriv_sdk-server-conn-") else 0
-
-    def _track(self, thread: threading.Thread, conn: ServerConnection | None = None) -> None:
-        with self._meta:
-            self._threads = [t for t in self._threads if t.is_alive() or not t.ident] + [thread]
-            if conn is not None:
-                self._conns = [c for c in self._conns if c.recv_events_thread.is_alive()]
-                self._conns.append(conn)
-
-    def _join_all(self, deadline: float) -> bool:
-        for thread in self._threads_copy():
-            if thread is not threading.current_thread() and thread.ident is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in self._threads_copy())
-
-    def _abort_sockets(self, only_open: bool = False, handshaking: bool = False) -> None:
-        with self._meta:
-            conns = list(self._conns)
-        for conn in conns:
-            if only_open and conn.protocol.state is not State.OPEN:
-                continue
-            if handshaking and conn.protocol.state is not State.CONNECTING:
-                continue
-            with contextlib.suppress(OSError):  # already closed
-                conn.socket.shutdown(socket.SHUT_RDWR)
-
-    def _accept_loop(self) -> None:
-        assert self._server is not None
-        listener = self._server.socket
-        with selectors.DefaultSelector() as selector:
-            selector.register(listener, selectors.EVENT_READ)
-            assert self._wake is not None
-            selector.register(self._wake[0], selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                ready = selector.select(timeout=1.0)
-                if self._stopping.is_set():
-                    return
-                if not any(key.fileobj is listener for key, _ in ready):
-                    continue
-                try:
-                    sock, addr = listener.accept()
-                except (BlockingIOError, InterruptedError, ssl.SSLError):
-                    continue
-                except OSError:
-                    return  # the listening socket was closed
-                sock.setblocking(True)
-                number = next(self._numbers)
-                thread = threading.Thread(
-                    target=self._server.handler,
-                    args=(sock, addr),
-                    name=f"deriv_sdk-server-conn-{number}",
-                    daemon=True,
-                )
-                self._track(thread)
-                thread.start()
-
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         with self._meta:
             if self._refuse_count > 0:
@@ -381,7 +273,8 @@ class LocalServer:
             if self._stopping.is_set():
                 return
             self._sessions.add(session)
-        self._track(session.writer)
+        assert self._listener is not None
+        self._listener.track(session.writer)
         session.writer.start()
         try:
             while True:
