@@ -101,8 +101,11 @@ class WebSocketAppClient:
         return self._pending.request(self.app.send, payload)
 
     def close(self) -> None:
-        self.app.close()
-        self._thread.join(TIMEOUT)
+        # Closing is never timed, so do not wait for it: run_forever's thread often swallows
+        # the server's close frame (close() then waits its default 3 s for it) or sits in a
+        # select() with a 10 s timeout on the closed socket; it is a daemon thread.
+        self.app.close(timeout=0.05)
+        self._thread.join(0.1)
 
 
 class LowLevelClient:

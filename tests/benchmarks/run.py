@@ -28,6 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 BASELINE = "wsapp"
+ALT_BASELINE = "wsapp-wsaccel"  # PERFORMANCE.md's 1.0x had wsaccel; a plain install has not
 ALL = ("stream", "rtt", "threads", "idle", "setup")
 
 # scenario -> (metric, label, unit, higher_is_better); the first metric is the headline.
@@ -170,15 +171,15 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 values.setdefault(key, {})[run["rep"]] = run["result"][metric]
     out = []
     for (scenario, client, metric), by_rep in values.items():
-        base = values.get((scenario, BASELINE, metric), {})
-        ratios = [v / base[r] for r, v in by_rep.items() if base.get(r)]
         vals = list(by_rep.values())
         row = {"scenario": scenario, "client": client, "metric": metric, "n": len(vals)}
         row.update(median=statistics.median(vals), min=min(vals), max=max(vals))
-        if ratios:
-            row.update(
-                ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios)
-            )
+        for prefix, baseline in (("ratio", BASELINE), ("alt_ratio", ALT_BASELINE)):
+            base = values.get((scenario, baseline, metric), {})
+            ratios = [v / base[r] for r, v in by_rep.items() if base.get(r)]
+            if ratios:
+                row[prefix] = statistics.median(ratios)
+                row[prefix + "_min"], row[prefix + "_max"] = min(ratios), max(ratios)
         out.append(row)
     return out
 
@@ -193,28 +194,32 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def tables(summary: list[dict[str, Any]], clients: list[Client], markdown: bool) -> str:
+def tables(summary: list[dict[str, Any]], labels: dict[str, str], markdown: bool) -> str:
     """One table per scenario: median [min-max] and ratio to the baseline for each metric."""
-    labels = {c.name: c.label for c in clients}
+    for row in summary:
+        labels.setdefault(row["client"], row["client"])
     cells = {(r["scenario"], r["client"], r["metric"]): r for r in summary}
     text = []
     for scenario, metrics in METRICS.items():
-        names = [c.name for c in clients if any((scenario, c.name, m[0]) in cells for m in metrics)]
+        names = [n for n in labels if any((scenario, n, m[0]) in cells for m in metrics)]
         if not names:
             continue
+        alt = any("alt_ratio" in r for r in summary if r["scenario"] == scenario)
         head = ["client"]
         for _, label, unit, better in metrics:
             head += [f"{label} {unit}".strip() + " median [min-max]", "ratio " + "↓↑"[better]]
+            head += ["vs wsaccel"] if alt else []
         rows = [head]
         for name in names:
             row = [f"`{name}`" if markdown else name]
             for metric, *_ in metrics:
                 cell = cells.get((scenario, name, metric))
                 if cell is None:
-                    row += ["-", "-"]
+                    row += ["-", "-"] + ["-"] * alt
                     continue
                 row.append(f"{_fmt(cell['median'])} [{_fmt(cell['min'])}-{_fmt(cell['max'])}]")
-                row.append(f"{cell['ratio']:.2f}x" if "ratio" in cell else "-")
+                for key in ("ratio", "alt_ratio")[: 1 + alt]:
+                    row.append(f"{cell[key]:.2f}x" if key in cell else "-")
             rows.append(row)
         text.append(("### " if markdown else "== ") + TITLES[scenario])
         if markdown:
@@ -226,7 +231,8 @@ def tables(summary: list[dict[str, Any]], clients: list[Client], markdown: bool)
             widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
             text += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         text.append("")
-    text.append("Clients: " + "; ".join(f"{n} = {labels[n]}" for n in labels))
+    used = [n for n in labels if any(r["client"] == n for r in summary)]
+    text.append("Clients: " + "; ".join(f"{n} = {labels[n]}" for n in used) + ".")
     return "\n".join(text)
 
 
@@ -292,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     summary = summarize(runs)
-    print(tables(summary, clients, opts.markdown))
+    print(tables(summary, {c.name: c.label for c in clients}, opts.markdown))
     for note in notes:
         print(("- " if opts.markdown else "note: ") + note)
     failed = [r for r in runs if "error" in r["result"]]
