@@ -74,17 +74,6 @@ def test_context_manager_and_many_sequential_servers() -> None:
     assert _server_threads() == []
 
 
-def test_seed_makes_quotes_reproducible() -> None:
-    quotes = []
-    for _ in range(2):
-        with LocalServer(seed=42) as srv:
-            ws = websocket.create_connection(srv.url, timeout=5)
-            ws.send('{"ticks_history": "R_50", "end": "9999999999", "count": 5}')
-            quotes.append(json.loads(ws.recv())["history"])
-            ws.close()
-    assert len(quotes[0]["prices"]) == 5
-
-
 def test_deriv_server_fixture(deriv_server: LocalServer) -> None:
     ws = websocket.create_connection(deriv_server.url, timeout=5)
     ws.send(json.dumps({"authorize": "test-token", "req_id": 1}))
