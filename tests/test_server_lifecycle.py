@@ -131,3 +131,12 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         LocalServer(rate_limits={"ping": 0})
     LocalServer().stop()  # never started: nothing to do
+
+
+@pytest.mark.deriv_server(tokens={"vip": {"balance": 5}}, rate_limits={"ping": 1})
+def test_deriv_server_marker_overrides_arguments(deriv_server: LocalServer) -> None:
+    assert deriv_server.rate_limits == {"ping": 1}
+    ws = websocket.create_connection(deriv_server.url, timeout=5)
+    ws.send(json.dumps({"authorize": "vip"}))
+    assert json.loads(ws.recv())["authorize"]["balance"] == 5
+    ws.close()

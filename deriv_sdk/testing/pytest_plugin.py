@@ -10,12 +10,16 @@ Usage::
     def test_my_bot(deriv_server):
         bot = MyBot(url=deriv_server.url, token="test-token")
         ...
+
+    @pytest.mark.deriv_server(tick_interval=0.01, rate_limits={"proposal": 5})
+    def test_my_fast_bot(deriv_server):
+        ...
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -30,17 +34,35 @@ FIXTURE_TICK_INTERVAL = 0.05
 FIXTURE_TOKEN = "test-token"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``deriv_server`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "deriv_server(**kwargs): LocalServer arguments for the deriv_server fixture of the test",
+    )
+
+
 @pytest.fixture
-def deriv_server() -> Iterator[LocalServer]:
+def deriv_server(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
     """A started :class:`~deriv_sdk.testing.LocalServer`, stopped after the test.
 
     It listens on ``127.0.0.1`` on a free port, accepts the token ``"test-token"`` (a virtual
     USD account with 10,000), ticks every 0.05 s and uses the seed 1234, so that the prices of
-    a test run are reproducible. Use ``deriv_server.url`` to connect.
+    a test run are reproducible. Use ``deriv_server.url`` to connect. A
+    ``@pytest.mark.deriv_server(**kwargs)`` marker on the test overrides any of these
+    ``LocalServer`` arguments.
     """
     from deriv_sdk.testing.server import LocalServer
 
-    server = LocalServer(tokens=[FIXTURE_TOKEN], tick_interval=FIXTURE_TICK_INTERVAL, seed=1234)
+    kwargs: dict[str, Any] = {
+        "tokens": [FIXTURE_TOKEN],
+        "tick_interval": FIXTURE_TICK_INTERVAL,
+        "seed": 1234,
+    }
+    marker = request.node.get_closest_marker("deriv_server")
+    if marker is not None:
+        kwargs.update(marker.kwargs)
+    server = LocalServer(**kwargs)
     server.start()
     try:
         yield server
