@@ -21,7 +21,6 @@ import functools
 import itertools
 import logging
 import os
-import queue
 import ssl
 import threading
 import time
@@ -30,12 +29,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .backoff import Backoff
+from .dispatch import Dispatcher
 from .errors import (
     APIError,
     ConnectError,
     ConnectionClosedError,
     InvalidStateError,
-    ProtocolError,
     RequestTimeoutError,
 )
 from .events import (
@@ -43,23 +42,16 @@ from .events import (
     ErrorEvent,
     Event,
     ListenerRegistry,
-    MessageEvent,
     OpenEvent,
     check_type,
 )
 from .frames import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
     OP_TEXT,
-    FrameError,
-    FrameParser,
-    parse_close_payload,
 )
+from .inbound import Inbound
 from .keepalive import Keepalive
 from .pending import Pending, PendingTable
-from .protocol import call_name, dumps, encode_send, loads, stamp
+from .protocol import call_name, dumps, encode_send, stamp
 from .subscriptions import (
     NEW_STREAM,
     MessageListener,
@@ -162,7 +154,7 @@ class Connection:
         self._started = False
         self._user_closed = False
         self._close_args = (1000, "")
-        self._fatal = False  # retrying cannot help (HTTP 4xx, InvalidAppID)
+        self._fatal = False  # retrying cannot help (HTTP 4xx; InvalidAppID: see Inbound)
         self._ever_opened = False
         self._generation = 0
         self._link: Link | None = None
@@ -174,18 +166,23 @@ class Connection:
         self._stop = threading.Event()  # set by close(): ends reconnecting and backoff waits
         self._io_done = threading.Event()  # set when the io thread is done
         self._io_done.set()
-        self._finished = threading.Event()  # set when, after that, every event has run
-        self._finished.set()
         self._forgotten: set[str] = set()
 
-        self._listeners = ListenerRegistry(self._listener_failed)
+        self._listeners = ListenerRegistry(lambda exc: self._dispatcher.listener_failed(exc))
         self._pending = PendingTable()
         self._subs = SubscriptionRegistry(lambda stream: self._forget_id(stream.id))
-        self._queue: queue.SimpleQueue[tuple[Callable[[Any], None], Any] | None] = (
-            queue.SimpleQueue()
+        self._dispatcher = Dispatcher(
+            self, self._listeners, self._pending, name=f"deriv_sdk-dispatch-{self._n}"
+        )
+        self._inbound = Inbound(
+            self,
+            self._pending,
+            self._subs,
+            self._dispatcher,
+            self._forget_id,
+            lambda: self._user_closed,
         )
         self._io_thread: threading.Thread | None = None
-        self._dispatch_thread: threading.Thread | None = None
         self._restore_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ public surface
@@ -252,15 +249,11 @@ class Connection:
             self._started = True
             self._state = Connection.CONNECTING
             self._io_done.clear()
-            self._finished.clear()
         self._connect_timeout = timeout if timeout is not None else self.request_timeout
-        self._dispatch_thread = threading.Thread(
-            target=self._dispatch_loop, name=f"deriv_sdk-dispatch-{self._n}", daemon=True
-        )
         self._io_thread = threading.Thread(
             target=self._io_main, name=f"deriv_sdk-io-{self._n}", daemon=True
         )
-        self._dispatch_thread.start()
+        self._dispatcher.start()
         self._io_thread.start()
         if timeout is None:
             return self
@@ -344,7 +337,7 @@ class Connection:
 
         deadline = time.monotonic() + self.request_timeout
         entry = self._send_tracked(payload, deliver, deadline)
-        self._queue.put((_noop, None))  # the dispatch loop re-reads the earliest deadline
+        self._dispatcher.wake()  # the dispatch loop re-reads the earliest deadline
         return entry.req_id
 
     def subscribe(
@@ -398,7 +391,7 @@ class Connection:
         if stream.error is not None:
             raise stream.error
         if replay is not None:
-            self._queue.put((self._deliver, (replay, (sub,), False)))
+            self._dispatcher.post(self._dispatcher.deliver, (replay, (sub,), False))
         return sub
 
     def forget(self, subscription_id: str, timeout: float | None = None) -> dict[str, Any]:
@@ -435,7 +428,7 @@ class Connection:
         try:
             response = self.request({"authorize": token}, timeout)
         except APIError as exc:
-            raise _redacted(exc, token) from None
+            raise exc.redacted(token) from None
         self._token = token
         return response
 
@@ -476,7 +469,7 @@ class Connection:
         Ctrl-C (KeyboardInterrupt) closes the connection and is re-raised.
         """
         # From a listener, the dispatch thread cannot wait for itself to drain.
-        done = self._io_done if self._on_dispatch_thread() else self._finished
+        done = self._io_done if self._dispatcher.on_thread() else self._dispatcher.finished
         try:
             return done.wait(timeout)
         except KeyboardInterrupt:
@@ -498,9 +491,6 @@ class Connection:
         self.close()
 
     # ------------------------------------------------------------------ requests
-
-    def _on_dispatch_thread(self) -> bool:
-        return threading.current_thread() is self._dispatch_thread
 
     def _state_name(self) -> str:
         return _STATE_NAMES[self._state]
@@ -595,15 +585,7 @@ class Connection:
 
     def _fail_pending(self, factory: Callable[[], BaseException]) -> None:
         for entry in self._pending.fail_all(factory):
-            self._run_callback(entry)
-
-    def _run_callback(self, entry: Pending) -> None:
-        if entry.callback is None:
-            return
-        if entry.inline:
-            entry.callback(entry.result)
-        else:
-            self._queue.put((entry.callback, entry.result))
+            self._dispatcher.run_callback(entry)
 
     # ------------------------------------------------------------------ keepalive
 
@@ -645,7 +627,7 @@ class Connection:
                 code, reason = self._close_args if self._user_closed else (1006, "")
                 self._post_close(code, reason, False, False)
             self._io_done.set()
-            self._queue.put(None)  # ends the dispatch thread after what is queued
+            self._dispatcher.stop()  # ends the dispatch thread after what is queued
 
     def _io_loop(self) -> None:
         while not self._stop.is_set():
@@ -656,7 +638,7 @@ class Connection:
                 if self._stop.wait(self._backoff.next_delay()):
                     return
                 continue
-            code, reason, clean = self._read_loop(link)
+            code, reason, clean = self._inbound.read(link)
             with self._cond:
                 self._link = None
                 will_reconnect = not self._user_closed and self._retry_allowed()
@@ -684,6 +666,7 @@ class Connection:
             self.reconnect
             and self._ever_opened
             and not self._fatal
+            and not self._inbound.fatal
             and (limit is None or self._backoff.attempt < limit)
         )
 
@@ -735,94 +718,6 @@ class Connection:
             self._post_event("open", OpenEvent(self, False))
         return link
 
-    def _read_loop(self, link: Link) -> tuple[int, str, bool]:
-        parser = FrameParser()
-        recv, feed, on_text = link.recv, parser.feed, self._on_text
-        while True:
-            data = recv()
-            if not data:
-                return 1006, "", False
-            try:
-                frames = feed(data)
-            except FrameError as exc:
-                link.send_close(exc.code, str(exc)[:100])
-                self._post_event("error", ErrorEvent(self, ProtocolError(str(exc))))
-                return exc.code, str(exc), False
-            for opcode, payload in frames:
-                if opcode == OP_TEXT:
-                    on_text(payload)
-                elif opcode == OP_BINARY:
-                    error = ProtocolError("binary frame received; Deriv sends JSON text", payload)
-                    self._post_event("error", ErrorEvent(self, error))
-                elif opcode == OP_PING:
-                    try:
-                        link.send_frame(OP_PONG, payload)
-                    except ConnectionClosedError:
-                        pass
-                elif opcode == OP_CLOSE:
-                    code, reason = parse_close_payload(payload)
-                    if not self._user_closed:  # echo it, as RFC 6455 asks
-                        link.send_close(code if code != 1005 else 1000, "")
-                    return code, reason, True
-                # OP_PONG: nothing to do (our keepalive uses Deriv's JSON ping)
-
-    def _on_text(self, payload: bytes) -> None:
-        """One text message, on the io thread: decode, route, hand to the dispatch thread."""
-        try:
-            data = loads(payload)
-        except ValueError:
-            text = payload.decode("utf-8", "replace")
-            error = ProtocolError("received a frame that is not valid JSON", text)
-            self._post_event("error", ErrorEvent(self, error))
-            return
-        subs: tuple[Subscription, ...] = ()
-        final = False
-        entry = None
-        if type(data) is dict:
-            req_id = data.get("req_id")
-            if "error" in data:
-                self._on_error_message(data)
-            if req_id is not None:
-                stream = self._subs.by_req.get(req_id)
-                if stream is not None:
-                    subs, final = self._on_stream_message(stream, data)
-                entry = self._pending.resolve(req_id, data)
-                if entry is None and stream is None and "subscription" in data:
-                    if self._subs.was_ours(req_id):
-                        self._forget_id(data["subscription"].get("id"))
-                elif entry is not None and entry.callback is not None and entry.inline:
-                    entry.callback(data)
-                    entry = None
-                elif entry is not None and entry.callback is None:
-                    entry = None
-        self._queue.put((self._dispatch_inbound, (data, payload, subs, final, entry)))
-
-    def _on_error_message(self, data: dict[str, Any]) -> None:
-        error = data["error"]
-        if isinstance(error, dict) and error.get("code") == "InvalidAppID":
-            self._fatal = True  # retrying with the same app_id cannot help
-
-    def _on_stream_message(
-        self, stream: Stream, data: dict[str, Any]
-    ) -> tuple[tuple[Subscription, ...], bool]:
-        """Routes a message of one of our streams; returns (handles to deliver to, final)."""
-        if "error" in data:
-            error = APIError.from_response(data)
-            was_running = stream.first.is_set()
-            self._subs.fail(stream, error)
-            if was_running:
-                self._post_event("error", ErrorEvent(self, error))
-            return (), False
-        sub = data.get("subscription")
-        sub_id = sub.get("id") if isinstance(sub, dict) else None
-        if not stream.first.is_set():
-            self._subs.first_reply(stream, data, sub_id)
-        subs = self._subs.record(stream, data)
-        if sub_id is None:  # a stream that ended on the server (e.g. a sold contract)
-            self._subs.end(stream)
-            return subs, True
-        return subs, False
-
     # ------------------------------------------------------------------ restore
 
     def _start_restore(self, generation: int) -> None:
@@ -848,7 +743,7 @@ class Connection:
                 try:
                     self._finish_request(entry, deadline, timeout, {"authorize": 1})
                 except APIError as exc:
-                    self._post_event("error", ErrorEvent(self, _redacted(exc, token)))
+                    self._post_event("error", ErrorEvent(self, exc.redacted(token)))
             waits = []
             for stream in self._subs.streams():
                 stream.first.clear()
@@ -876,72 +771,14 @@ class Connection:
             self._cond.notify_all()
         self._post_event("open", OpenEvent(self, True))
 
-    # ------------------------------------------------------------------ dispatch thread
+    # ------------------------------------------------------------------ events
 
     def _post_event(self, type: str, event: Event) -> None:
-        self._queue.put((self._emit, (type, event)))
+        self._dispatcher.post_event(type, event)
 
     def _post_close(self, code: int, reason: str, clean: bool, will_reconnect: bool) -> None:
         self._final_close_sent = not will_reconnect
         self._post_event("close", CloseEvent(self, code, reason, clean, will_reconnect))
-
-    def _emit(self, item: tuple[str, Event]) -> None:
-        self._listeners.emit(item[0], item[1])
-
-    def _listener_failed(self, exc: BaseException) -> None:
-        self._listeners.emit("error", ErrorEvent(self, exc))
-
-    def _dispatch_inbound(
-        self, item: tuple[Any, bytes, tuple[Subscription, ...], bool, Pending | None]
-    ) -> None:
-        data, raw, subs, final, entry = item
-        if self._listeners.has("message"):
-            self._listeners.emit("message", MessageEvent(self, data, raw))
-        if subs:
-            self._deliver((data, subs, final))
-        if entry is not None and entry.callback is not None:
-            self._call_user(entry.callback, data)
-
-    def _deliver(self, item: tuple[Any, tuple[Subscription, ...], bool]) -> None:
-        data, subs, final = item
-        for sub in subs:
-            if final or sub._active:
-                self._call_user(sub.listener, data)
-
-    def _call_user(self, fn: Callable[[Any], object], arg: Any) -> None:
-        try:
-            fn(arg)
-        except Exception as exc:
-            self._listener_failed(exc)
-
-    def _dispatch_loop(self) -> None:
-        get, pending = self._queue.get, self._pending
-        while True:
-            deadline = pending.next_deadline()
-            if deadline is None:
-                item = get()
-            else:
-                try:
-                    item = get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    for entry in pending.expire(time.monotonic()):
-                        self._run_callback_here(entry)
-                    continue
-            if item is None:
-                self._finished.set()
-                return
-            fn, arg = item
-            try:
-                fn(arg)
-            except Exception:  # a bug of ours; user exceptions are caught closer to them
-                logger.exception("internal error on the dispatch thread")
-            if deadline is not None:
-                for entry in pending.expire(time.monotonic()):
-                    self._run_callback_here(entry)
-
-    def _run_callback_here(self, entry: Pending) -> None:
-        if entry.callback is not None:
-            self._call_user(entry.callback, entry.result)
 
     # ------------------------------------------------------------------ close
 
@@ -960,13 +797,8 @@ class Connection:
         restore = self._restore_thread
         if restore is not None and restore is not current:
             restore.join(JOIN_TIMEOUT)
-        dispatch = self._dispatch_thread
-        if dispatch is not None and dispatch is not current and self._io_done.is_set():
-            dispatch.join(JOIN_TIMEOUT)
-
-
-def _noop(_: Any) -> None:
-    return None
+        if self._io_done.is_set():
+            self._dispatcher.join(JOIN_TIMEOUT)
 
 
 def _call(payload: Mapping[str, Any]) -> str:
@@ -979,25 +811,3 @@ def _call(payload: Mapping[str, Any]) -> str:
 def _log_forget(result: Any) -> None:
     if isinstance(result, BaseException):
         logger.debug("forget of an abandoned stream failed: %s", result)
-
-
-def _redacted(exc: APIError, token: str) -> APIError:
-    """The same error with every trace of ``token`` replaced (servers should hide it)."""
-
-    def scrub(value: Any) -> Any:
-        if isinstance(value, str):
-            return value.replace(token, "<not shown>")
-        if isinstance(value, dict):
-            return {k: scrub(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [scrub(v) for v in value]
-        return value
-
-    return APIError(
-        exc.code,
-        scrub(exc.message),
-        details=scrub(exc.details),
-        msg_type=exc.msg_type,
-        req_id=exc.req_id,
-        echo_req=scrub(exc.echo_req),
-    )

@@ -82,6 +82,30 @@ class APIError(DerivError):
             echo_req=echo if isinstance(echo, dict) else None,
         )
 
+    def redacted(self, secret: str) -> APIError:
+        """The same error with every trace of ``secret`` (a token) replaced.
+
+        Deriv hides ``sensitive`` fields itself; this guards against a server that does not.
+        """
+
+        def scrub(value: Any) -> Any:
+            if isinstance(value, str):
+                return value.replace(secret, "<not shown>")
+            if isinstance(value, dict):
+                return {k: scrub(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [scrub(v) for v in value]
+            return value
+
+        return APIError(
+            self.code,
+            scrub(self.message),
+            details=scrub(self.details),
+            msg_type=self.msg_type,
+            req_id=self.req_id,
+            echo_req=scrub(self.echo_req),
+        )
+
     def __str__(self) -> str:
         where = [w for w in (self.msg_type, f"req_id {self.req_id}" if self.req_id else "") if w]
         suffix = f" ({', '.join(where)})" if where else ""
