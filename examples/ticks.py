@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
                     enough.set()
 
             sub = conn.subscribe({"ticks": args.symbol}, on_tick)
-            print("subscription id:", sub.id)
-            if not enough.wait(args.count * 5 + 10):
+            if not enough.wait(args.count * 5 + 10):  # only the listener prints meanwhile
                 print("timed out waiting for ticks")
                 return 1
+            print("forgetting subscription", sub.id)
             sub.forget()  # sends {"forget": id}; no more calls of on_tick
             print("forgotten, active =", sub.active)
     finally:
