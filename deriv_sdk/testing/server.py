@@ -19,6 +19,7 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +41,10 @@ logger = logging.getLogger("deriv_sdk.testing")
 #: Seconds that :meth:`LocalServer.stop` waits for connections to close cleanly before it
 #: drops them, and then for threads to end.
 STOP_TIMEOUT = 3.0
+
+#: :attr:`LocalServer.requests` keeps the last this many requests (a server that runs for days
+#: in the foreground must not grow without bound).
+MAX_REQUESTS = 100_000
 
 
 class LocalServer:
@@ -101,7 +106,7 @@ class LocalServer:
         self._sessions: set[Session] = set()
         # Requests and fault settings, guarded by ``_meta``.
         self._meta = threading.Lock()
-        self._requests: list[dict[str, Any]] = []
+        self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_REQUESTS)
         self._refuse_count = 0
         self._refuse_status = 503
         self._delay = 0.0
@@ -122,7 +127,10 @@ class LocalServer:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Every request received (decoded JSON objects), in order, across connections."""
+        """Every request received (decoded JSON objects), in order, across connections.
+
+        A copy, safe to read from any thread; the last :data:`MAX_REQUESTS` are kept.
+        """
         with self._meta:
             return list(self._requests)
 
