@@ -40,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         conn.on("error", lambda event: print("error:", event.message))
         conn.connect()  # returns at once, like new WebSocket(url)
         conn.wait()  # blocks until closed; Ctrl-C closes cleanly
-        conn.close()  # already closed: this only waits for the last listeners to finish
     finally:
         if server is not None:
             server.stop()
