@@ -121,6 +121,9 @@ def test_python_m_runs_in_the_foreground_and_stops_on_ctrl_c() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_bad_arguments() -> None:

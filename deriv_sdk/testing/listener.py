@@ -145,8 +145,18 @@ class Listener:
                 conn.socket.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        """Release the wake-up sockets (after the accept loop ended)."""
-        for end in self._wake:
+        """Release the wake-up sockets (after the accept loop ended).
+
+        Also websockets' own shutdown socketpair, which only ``serve_forever()`` and
+        ``shutdown()`` (neither used here) would close.
+        """
+        ends = list(self._wake)
+        server = getattr(self, "server", None)
+        for name in ("shutdown_watcher", "shutdown_notifier"):
+            end = getattr(server, name, None)
+            if isinstance(end, socket.socket):
+                ends.append(end)
+        for end in ends:
             end.close()
 
     def _accept_loop(self) -> None:
