@@ -265,11 +265,23 @@ def test_timer_threads_named_and_gone_after_stop(made: list[Keepalive]) -> None:
 
 
 def test_no_timer_thread_alive_when_stop_returns(made: list[Keepalive]) -> None:
+    """A timer thread still inside send_ping() (its answer already scheduled the next
+    timer) must be joined by stop() too."""
     dead = Dead()
     answered = threading.Event()
     release = threading.Event()
+    joined: list[threading.Thread] = []
 
     def send_ping(on_answer: Callable[[], None]) -> bool:
+        me = threading.current_thread()
+        real_join = me.join
+
+        def join(timeout: float | None = None) -> None:
+            joined.append(me)
+            release.set()  # stop() joins this thread: let send_ping finish
+            real_join(timeout)
+
+        me.join = join  # type: ignore[method-assign]
         on_answer()  # the pong arrives at once (the reader thread reports it)
         answered.set()
         release.wait(WAIT)  # still finishing send_ping
@@ -284,7 +296,9 @@ def test_no_timer_thread_alive_when_stop_returns(made: list[Keepalive]) -> None:
         alive = [t for t in keepalive_threads() if t.is_alive()]
     finally:
         release.set()
+    assert len(joined) == 1
     assert alive == []
+    assert dead.calls == 0
 
 
 @pytest.mark.parametrize(("interval", "timeout"), [(0, 1.0), (-1.0, 1.0), (1.0, 0), (1.0, -0.5)])
