@@ -166,3 +166,23 @@ def test_wait_after_resolve_keeps_returning_true() -> None:
     table.resolve(entry.req_id, {"ok": 1})
     assert entry.wait(0) is True
     assert entry.wait(0) is True
+
+
+def test_ids_unique_under_concurrent_adds() -> None:
+    table = PendingTable()
+    barrier = threading.Barrier(4, timeout=5.0)
+    ids: list[list[int]] = [[] for _ in range(4)]
+
+    def adder(out: list[int]) -> None:
+        barrier.wait()
+        out.extend(table.add().req_id for _ in range(300))
+
+    threads = [threading.Thread(target=adder, args=(out,), name="test-add") for out in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5.0)
+        assert not t.is_alive()
+    every = [i for out in ids for i in out]
+    assert sorted(every) == list(range(1, 1201))
+    assert len(table) == 1200

@@ -69,6 +69,22 @@ def test_encode_send_nan_is_type_error(value: float) -> None:
         encode_send({"amount": value})
 
 
+@pytest.mark.parametrize("data", [{"a": "\ud800"}, ["\udfff"], {(1, 2): 1}])
+def test_encode_send_unencodable_json_is_type_error(data: object) -> None:
+    with pytest.raises(TypeError):
+        encode_send(data)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: encode_send(str) with a lone surrogate raises UnicodeEncodeError, "
+    "not the documented TypeError (a dict holding the same string gives TypeError)",
+)
+def test_encode_send_unencodable_str_is_type_error() -> None:
+    with pytest.raises(TypeError):
+        encode_send("\ud800")
+
+
 def test_encode_send_circular_is_type_error() -> None:
     loop: list[object] = []
     loop.append(loop)
