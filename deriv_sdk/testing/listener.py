@@ -14,6 +14,7 @@ Threads: ``deriv_sdk-server-accept`` (this accept loop), and per connection N
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import logging
 import selectors
@@ -71,6 +72,9 @@ class Listener:
                 self.recv_events_thread.name = f"deriv_sdk-server-recv-{self.number}"
                 owner.track(self.recv_events_thread, self)
 
+        options: dict[str, Any] = {}
+        if "ping_interval" in inspect.signature(serve).parameters:  # websockets >= 15
+            options["ping_interval"] = None  # Deriv pings in JSON; stall() must send nothing
         try:
             self.server: Server = serve(
                 handler,
@@ -79,10 +83,10 @@ class Listener:
                 ssl=ssl_context,
                 process_request=process_request,
                 compression=None,
-                ping_interval=None,  # Deriv pings at the JSON level; stall() must send nothing
                 close_timeout=1.0,  # loopback: a client that has not answered by then will not
                 create_connection=_Connection,
                 logger=logging.getLogger("deriv_sdk.testing.websockets"),
+                **options,
             )
         except BaseException:
             self.close()
