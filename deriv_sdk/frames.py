@@ -61,11 +61,20 @@ class FrameParser:
             beyond it ``FrameError`` with close code 1009.
     """
 
-    __slots__ = ("_frag_op", "_frag_parts", "_frag_size", "_need", "_pending", "max_size")
+    __slots__ = (
+        "_buffered",
+        "_frag_op",
+        "_frag_parts",
+        "_frag_size",
+        "_need",
+        "_pending",
+        "max_size",
+    )
 
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
         self.max_size = max_size
         self._pending: list[bytes] = []  # bytes of an incomplete frame, not yet joined
+        self._buffered = 0  # their total length
         self._need = 0  # how many bytes that frame needs in all, when its header is known
         self._frag_op = -1
         self._frag_parts: list[bytes] = []
@@ -81,7 +90,8 @@ class FrameParser:
         if self._pending:
             # A large frame arrives over many reads: join only once it is complete.
             self._pending.append(data)
-            if self._need and sum(map(len, self._pending)) < self._need:
+            self._buffered += len(data)
+            if self._buffered < self._need:
                 return []
             data = b"".join(self._pending)
             self._pending = []
@@ -124,6 +134,7 @@ class FrameParser:
             self._slow_frame(b0, opcode, data[start:stop], out)
         if pos < end:
             self._pending = [data[pos:]]
+            self._buffered = end - pos
         return out
 
     def _slow_frame(

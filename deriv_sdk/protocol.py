@@ -103,7 +103,10 @@ def encode_send(data: object) -> tuple[int, bytes]:
     if isinstance(data, (dict, list)):
         return OP_TEXT, dumps(data)
     if isinstance(data, str):
-        return OP_TEXT, data.encode("utf-8")
+        try:
+            return OP_TEXT, data.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate
+            raise TypeError(f"cannot encode as UTF-8: {exc}") from exc
     if isinstance(data, (bytes, bytearray, memoryview)):
         return OP_BINARY, bytes(data)
     raise TypeError(f"send() takes a dict, list, str or bytes, not {type(data).__name__}")

@@ -1,12 +1,8 @@
 """A whole trade: authorize, price a contract, buy it, follow it to its end.
 
-Uses the token in DERIV_TOKEN (with --local, "test-token" when it is unset). Against the
-real server, use a token of a virtual (demo) account: this buys a contract.
-
-    python examples/trade.py --local           # or DERIV_TOKEN=... python examples/trade.py
+Uses the token in DERIV_TOKEN (with --local, "test-token" when unset). Against the real
+server, use a virtual (demo) account's token: this buys a contract. Try ``--local``.
 """
-
-from __future__ import annotations
 
 import argparse
 import os

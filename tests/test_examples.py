@@ -54,7 +54,7 @@ def test_every_example_is_tested_and_well_formed() -> None:
     assert names == ["ping", "reconnect", "request", "threads", "ticks", "tk_ticker", "trade"]
     for name in names:
         text = (EXAMPLES / f"{name}.py").read_text()
-        assert 15 <= len(text.splitlines()) <= 80, name
+        assert 15 <= len(text.splitlines()) <= 60, name
         module = load(name)
         assert module.__doc__ and callable(module.main), name
 
@@ -209,8 +209,3 @@ def xvfb_display() -> Iterator[str]:
 def test_tk_ticker_window_under_xvfb(xvfb_display: str) -> None:
     out = script("tk_ticker", "--local", "--count", "5", env={"DISPLAY": xvfb_display})
     assert len(out) >= 5 and all(re.fullmatch(r"\d+ \d+\.\d+", line) for line in out)
-
-
-def test_tk_ticker_seconds_under_xvfb(xvfb_display: str) -> None:
-    out = script("tk_ticker", "--local", "--seconds", "0.5", env={"DISPLAY": xvfb_display})
-    assert all(re.fullmatch(r"\d+ \d+\.\d+", line) for line in out)

@@ -75,11 +75,6 @@ def test_encode_send_unencodable_json_is_type_error(data: object) -> None:
         encode_send(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: encode_send(str) with a lone surrogate raises UnicodeEncodeError, "
-    "not the documented TypeError (a dict holding the same string gives TypeError)",
-)
 def test_encode_send_unencodable_str_is_type_error() -> None:
     with pytest.raises(TypeError):
         encode_send("\ud800")
