@@ -236,6 +236,17 @@ def tables(summary: list[dict[str, Any]], labels: dict[str, str], markdown: bool
     return "\n".join(text)
 
 
+def _git_state() -> str:
+    """HEAD, plus a warning when deriv_sdk/ differs from it (the SDK is measured as it is)."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+        return proc.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "deriv_sdk")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted deriv_sdk changes" * bool(dirty))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -314,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k in ("reps", "ticks", "pings", "threads", "per_thread", "idle", "connects")
             },
             "notes": notes,
+            "git": _git_state(),
             "clients": {c.name: c.label for c in clients},
         }
         data = {"meta": meta, "runs": runs, "summary": summary}
