@@ -152,7 +152,8 @@ def measure(client: Client, scenario: str, opts: argparse.Namespace) -> dict[str
         if proc.returncode or not lines:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             return {"error": f"exit {proc.returncode}: {tail}"}
-        return json.loads(lines[-1][len("RESULT ") :])  # type: ignore[no-any-return]
+        result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+        return {**result, "error": problem} if (problem := _check(client, result)) else result
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {opts.timeout}s"}
     finally:
@@ -161,10 +162,25 @@ def measure(client: Client, scenario: str, opts: argparse.Namespace) -> dict[str
             feeder.wait()
 
 
+def _check(client: Client, result: dict[str, Any]) -> str:
+    """What makes a result not the configuration it claims to be ("" when nothing)."""
+    if "--no-orjson" in client.args and result.get("orjson_loaded"):
+        return "orjson was loaded although hidden"
+    if client.name == "deriv_sdk-orjson" and not result.get("orjson_loaded"):
+        return "deriv_sdk did not load orjson"
+    if client.name == "wsapp-wsaccel" and not result.get("wsaccel_loaded"):
+        return "wsaccel was not loaded"
+    if client.name in ("wsapp", "wsc-lowlevel") and result.get("wsaccel_loaded"):
+        return "wsaccel was loaded: the baseline is a plain websocket-client install"
+    return ""
+
+
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Median and min-max per (scenario, client, metric); per-repetition ratios to the baseline."""
     values: dict[tuple[str, str, str], dict[int, float]] = {}
     for run in runs:
+        if "error" in run["result"]:
+            continue
         for metric, *_ in METRICS[run["scenario"]]:
             if metric in run["result"]:
                 key = (run["scenario"], run["client"], metric)
@@ -296,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             for client in order:
                 if scenario not in client.scenarios:
                     continue
+                began = time.perf_counter()
                 result = measure(client, scenario, opts)
+                result["seconds"] = round(time.perf_counter() - began, 2)
                 runs.append(
                     {"rep": rep, "scenario": scenario, "client": client.name, "result": result}
                 )
