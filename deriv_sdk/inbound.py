@@ -116,7 +116,8 @@ class Inbound:
                 stream = self._subs.by_req.get(req_id)
                 if stream is not None:
                     subs, final = self._on_stream_message(stream, data)
-                entry = self._pending.resolve(req_id, data)
+                # Stream updates have no pending entry: skip the table's lock for them.
+                entry = self._pending.resolve(req_id, data) if req_id in self._pending else None
                 if entry is None:
                     if stream is None and "subscription" in data and self._subs.was_ours(req_id):
                         self._forget_id(data["subscription"].get("id"))

@@ -200,9 +200,9 @@ def test_requests_pending_at_a_drop_fail_and_one_made_in_the_outage_waits(
         t.start()
     assert wait_until(lambda: len(conn._pending) == 5)  # all five sent and waiting
     server.refuse(2, 503)  # keep the outage going for two attempts
-    server.resume()  # (the held pings would be answered: drop first, in the same breath)
     dropped = time.monotonic()
-    server.drop()
+    server.drop()  # (drop discards the held pings; resume after, for the reconnect)
+    server.resume()
     for t in threads:
         t.join(5)
     assert len(failures) == 5
