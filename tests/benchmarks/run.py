@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -25,34 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from report import summarize, tables, verdicts
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-BASELINE = "wsapp"
-ALT_BASELINE = "wsapp-wsaccel"  # PERFORMANCE.md's 1.0x had wsaccel; a plain install has not
 ALL = ("stream", "rtt", "threads", "idle", "setup")
 
-# scenario -> (metric, label, unit, higher_is_better); the first metric is the headline.
-METRICS: dict[str, list[tuple[str, str, str, bool]]] = {
-    "stream": [("ticks_per_s", "ticks/s", "", True), ("cpu_us_per_msg", "CPU/msg", "µs", False)],
-    "rtt": [
-        ("p50_us", "p50", "µs", False),
-        ("p90_us", "p90", "µs", False),
-        ("p99_us", "p99", "µs", False),
-    ],
-    "threads": [("req_per_s", "req/s", "", True), ("p99_us", "p99", "µs", False)],
-    "idle": [
-        ("rss_kib_per_conn", "RSS/conn", "KiB", False),
-        ("threads_per_conn", "threads/conn", "", False),
-    ],
-    "setup": [("median_us", "connect", "µs", False)],
-}
-TITLES = {
-    "stream": "1. Stream: ticks decoded and handed to a listener",
-    "rtt": "2. Request round trip, sequential pings",
-    "threads": "3. Threads x requests on one connection",
-    "idle": "4. Idle connections in one process",
-    "setup": "5. Constructor to open",
-}
+REPO = HERE.parents[1]
 
 
 @dataclass
@@ -175,83 +152,6 @@ def _check(client: Client, result: dict[str, Any]) -> str:
     return ""
 
 
-def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median and min-max per (scenario, client, metric); per-repetition ratios to the baseline."""
-    values: dict[tuple[str, str, str], dict[int, float]] = {}
-    for run in runs:
-        if "error" in run["result"]:
-            continue
-        for metric, *_ in METRICS[run["scenario"]]:
-            if metric in run["result"]:
-                key = (run["scenario"], run["client"], metric)
-                values.setdefault(key, {})[run["rep"]] = run["result"][metric]
-    out = []
-    for (scenario, client, metric), by_rep in values.items():
-        vals = list(by_rep.values())
-        row = {"scenario": scenario, "client": client, "metric": metric, "n": len(vals)}
-        row.update(median=statistics.median(vals), min=min(vals), max=max(vals))
-        for prefix, baseline in (("ratio", BASELINE), ("alt_ratio", ALT_BASELINE)):
-            base = values.get((scenario, baseline, metric), {})
-            ratios = [v / base[r] for r, v in by_rep.items() if base.get(r)]
-            if ratios:
-                row[prefix] = statistics.median(ratios)
-                row[prefix + "_min"], row[prefix + "_max"] = min(ratios), max(ratios)
-        out.append(row)
-    return out
-
-
-def _fmt(value: float) -> str:
-    if value >= 1e6:
-        return f"{value / 1e6:.2f}M"
-    if value >= 1e4:
-        return f"{value / 1e3:.1f}k"
-    if value >= 100:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
-
-
-def tables(summary: list[dict[str, Any]], labels: dict[str, str], markdown: bool) -> str:
-    """One table per scenario: median [min-max] and ratio to the baseline for each metric."""
-    for row in summary:
-        labels.setdefault(row["client"], row["client"])
-    cells = {(r["scenario"], r["client"], r["metric"]): r for r in summary}
-    text = []
-    for scenario, metrics in METRICS.items():
-        names = [n for n in labels if any((scenario, n, m[0]) in cells for m in metrics)]
-        if not names:
-            continue
-        alt = any("alt_ratio" in r for r in summary if r["scenario"] == scenario)
-        head = ["client"]
-        for _, label, unit, better in metrics:
-            head += [f"{label} {unit}".strip() + " median [min-max]", "ratio " + "↓↑"[better]]
-            head += ["vs wsaccel"] if alt else []
-        rows = [head]
-        for name in names:
-            row = [f"`{name}`" if markdown else name]
-            for metric, *_ in metrics:
-                cell = cells.get((scenario, name, metric))
-                if cell is None:
-                    row += ["-", "-"] + ["-"] * alt
-                    continue
-                row.append(f"{_fmt(cell['median'])} [{_fmt(cell['min'])}-{_fmt(cell['max'])}]")
-                for key in ("ratio", "alt_ratio")[: 1 + alt]:
-                    row.append(f"{cell[key]:.2f}x" if key in cell else "-")
-            rows.append(row)
-        text.append(("### " if markdown else "== ") + TITLES[scenario])
-        if markdown:
-            text.append("")
-            text.append("| " + " | ".join(rows[0]) + " |")
-            text.append("|---" + "|---:" * (len(head) - 1) + "|")
-            text += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-        else:
-            widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-            text += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-        text.append("")
-    used = [n for n in labels if any(r["client"] == n for r in summary)]
-    text.append("Clients: " + "; ".join(f"{n} = {labels[n]}" for n in used) + ".")
-    return "\n".join(text)
-
-
 def _git_state() -> str:
     """HEAD, plus a warning when deriv_sdk/ differs from it (the SDK is measured as it is)."""
 
@@ -328,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     summary = summarize(runs)
     print(tables(summary, {c.name: c.label for c in clients}, opts.markdown))
+    print(verdicts(runs, opts.markdown))
     for note in notes:
         print(("- " if opts.markdown else "note: ") + note)
     failed = [r for r in runs if "error" in r["result"]]
