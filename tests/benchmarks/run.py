@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print("note:", note, file=sys.stderr)
     runs: list[dict[str, Any]] = []
     started = time.time()
+    git_state = _git_state()  # before the run: the SDK may change under a long one
     for rep in range(opts.reps):
         order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
         for scenario in opts.only:
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k in ("reps", "ticks", "pings", "threads", "per_thread", "idle", "connects")
             },
             "notes": notes,
-            "git": _git_state(),
+            "git": git_state,
             "clients": {c.name: c.label for c in clients},
         }
         data = {"meta": meta, "runs": runs, "summary": summary}
