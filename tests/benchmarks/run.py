@@ -176,7 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", help="comma-separated client names (default: all usable)")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     parser.add_argument("--out", help="write raw runs and summary as JSON to this file")
-    parser.add_argument("--timeout", type=float, default=600.0, help="per measurement, seconds")
+    parser.add_argument("--timeout", type=float, default=300.0, help="per measurement, seconds")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
     parser.add_argument(
         "--deriv-api-python",
