@@ -708,7 +708,6 @@ class Connection:
                 self._ever_opened = True
                 self._state = Connection.OPEN
                 self._cond.notify_all()
-        self._backoff.reset()
         if self._keepalive is not None:
             self._keepalive.start()
         logger.info("connected to %s%s", self.url, " (reconnected)" if reconnected else "")
@@ -742,8 +741,10 @@ class Connection:
                 entry = self._send_tracked({"authorize": token}, None, None)
                 try:
                     self._finish_request(entry, deadline, timeout, {"authorize": 1})
-                except APIError as exc:
-                    self._post_event("error", ErrorEvent(self, exc.redacted(token)))
+                except (APIError, RequestTimeoutError) as exc:
+                    # Re-subscribing goes on: streams that need no login still come back.
+                    error = exc.redacted(token) if isinstance(exc, APIError) else exc
+                    self._post_event("error", ErrorEvent(self, error))
             waits = []
             for stream in self._subs.streams():
                 stream.first.clear()
@@ -755,7 +756,7 @@ class Connection:
                 try:
                     self._finish_request(entry, deadline, timeout, stream.request)
                 except (APIError, RequestTimeoutError) as exc:
-                    error: BaseException = exc
+                    error = exc
                     if isinstance(exc, RequestTimeoutError):
                         error = RequestTimeoutError(
                             f"re-subscribe of {_call(stream.request)}: {exc}"
@@ -769,6 +770,9 @@ class Connection:
                 return
             self._state = Connection.OPEN
             self._cond.notify_all()
+        # Only a restored session counts as a success: a server that accepts and then
+        # drops at once must not reset the backoff into a reconnect storm.
+        self._backoff.reset()
         self._post_event("open", OpenEvent(self, True))
 
     # ------------------------------------------------------------------ events

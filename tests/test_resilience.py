@@ -345,3 +345,26 @@ def test_two_hundred_cycles_leave_no_thread_fd_or_timer(server: LocalServer) -> 
     assert client_threads() == []
     assert wait_until(lambda: fds() <= before), (fds(), before)
     assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+
+
+def test_a_failed_reauthorize_fires_error_and_the_resubscribes_still_run(
+    server: LocalServer,
+) -> None:
+    conn = fast(server.url)
+    watch = Watch(conn)
+    ticks = Ticks()
+    with conn:
+        conn.authorize(TOKEN)
+        tick_sub = conn.subscribe({"ticks": "R_25"}, ticks)
+        balance_sub = conn.subscribe({"balance": 1}, lambda m: None)
+        with server.lock:  # the token is revoked while the link is down
+            del server.accounts[TOKEN]
+        server.drop()
+        watch.wait("open", reconnected=True)
+        errors = [e.error for e in watch.of("error")]
+        assert [type(e) for e in errors] == [APIError, APIError]
+        assert errors[0].code == "InvalidToken" and TOKEN not in str(errors[0])
+        assert errors[1].code == "AuthorizationRequired"  # the balance stream needs the login
+        seen = len(ticks.items)
+        ticks.wait_more(seen)  # the ticks stream came back
+        assert tick_sub.active and not balance_sub.active
