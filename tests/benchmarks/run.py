@@ -14,6 +14,7 @@ then the median of those ratios is reported. See README.md for what each number 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -152,6 +153,14 @@ def _check(client: Client, result: dict[str, Any]) -> str:
     return ""
 
 
+def sdk_fingerprint() -> str:
+    """A hash of the SDK's source as it is on disk (others edit it while we measure)."""
+    digest = hashlib.sha1()
+    for path in sorted((REPO / "deriv_sdk").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _git_state() -> str:
     """HEAD, plus a warning when deriv_sdk/ differs from it (the SDK is measured as it is)."""
 
@@ -208,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     git_state = _git_state()  # before the run: the SDK may change under a long one
     for rep in range(opts.reps):
+        sdk_before = sdk_fingerprint()
         order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
         for scenario in opts.only:
             for client in order:
@@ -227,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+        if sdk_fingerprint() != sdk_before:
+            notes.append(f"deriv_sdk/ changed during repetition {rep + 1}: its rows mix versions")
+            print("note:", notes[-1], file=sys.stderr)
     summary = summarize(runs)
     print(tables(summary, {c.name: c.label for c in clients}, opts.markdown))
     print(verdicts(runs, opts.markdown))
