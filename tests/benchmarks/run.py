@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "notes": notes,
             "git": git_state,
+            "sdk_fingerprint": sdk_fingerprint(),
             "clients": {c.name: c.label for c in clients},
         }
         data = {"meta": meta, "runs": runs, "summary": summary}
