@@ -181,6 +181,7 @@ class Connection:
             self._dispatcher,
             self._forget_id,
             lambda: self._user_closed,
+            functools.partial(self._listeners.has, "message"),
         )
         self._io_thread: threading.Thread | None = None
         self._restore_thread: threading.Thread | None = None

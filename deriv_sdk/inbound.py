@@ -45,6 +45,7 @@ class Inbound:
         dispatcher: Its dispatch thread.
         forget_id: Sends ``forget`` for a server stream nobody holds any more.
         closing: True once the user asked to close (then a close frame is not echoed).
+        wants_messages: True when ``message`` listeners are registered.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class Inbound:
         dispatcher: Dispatcher,
         forget_id: Callable[[str | None], None],
         closing: Callable[[], bool],
+        wants_messages: Callable[[], bool],
     ) -> None:
         self._target = target
         self._pending = pending
@@ -62,6 +64,7 @@ class Inbound:
         self._dispatcher = dispatcher
         self._forget_id = forget_id
         self._closing = closing
+        self._wants_messages = wants_messages
         self.fatal = False  # set by InvalidAppID: retrying with this app_id cannot help
 
     def read(self, link: Link) -> tuple[int, str, bool]:
@@ -126,7 +129,10 @@ class Inbound:
                 elif entry.inline:
                     entry.callback(data)  # internal (keepalive): must not wait for listeners
                     entry = None
-        self._dispatcher.post_inbound((data, payload, subs, final, entry))
+        # Nothing to run on the dispatch thread (a blocking request's answer, no message
+        # listener): skip the hand-off, so the waiting caller alone is woken.
+        if subs or entry is not None or self._wants_messages():
+            self._dispatcher.post_inbound((data, payload, subs, final, entry))
 
     def _on_stream_message(
         self, stream: Stream, data: dict[str, Any]

@@ -28,6 +28,20 @@ logger = logging.getLogger("deriv_sdk.transport")
 RECV_SIZE = 256 * 1024
 
 
+_context_lock = threading.Lock()
+_context: ssl.SSLContext | None = None
+
+
+def _default_context() -> ssl.SSLContext:
+    """The verifying TLS context, made once: loading the CA store costs ~20 ms and ~150 KiB,
+    too much to pay per connection (an SSLContext is safe to share between threads)."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            _context = ssl.create_default_context()
+        return _context
+
+
 def _describe(exc: BaseException) -> tuple[str, int | None]:
     """A user-facing reason for a failed connect, and the HTTP status if there was one."""
     if isinstance(exc, websocket.WebSocketBadStatusException):
@@ -71,9 +85,11 @@ class Handshake:
         self.url = url
         self.timeout = timeout
         self.headers = dict(headers or {})
-        context = ssl_context if ssl_context is not None else ssl.create_default_context()
+        sslopt = None
+        if url.startswith("wss://"):
+            sslopt = {"context": ssl_context if ssl_context is not None else _default_context()}
         # websocket-client is untyped: keep it behind Any, at this one boundary.
-        self._ws: Any = websocket.WebSocket(sslopt={"context": context}, skip_utf8_validation=True)
+        self._ws: Any = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
         self._aborted = threading.Event()
 
     def run(self) -> socket.socket:
