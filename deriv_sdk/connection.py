@@ -251,28 +251,20 @@ class Connection:
             self._state = Connection.CONNECTING
             self._io_done.clear()
         self._connect_timeout = timeout if timeout is not None else self.request_timeout
+        first = None
+        if timeout is not None:
+            # Blocking: the handshake runs right here, which spares a wake-up across threads.
+            first = self._open_link()
+            if first is None:
+                self._finish_io()
+                error = self._last_connect_error
+                self.close()
+                raise error or ConnectError(f"cannot connect to {self.url}: aborted by close()")
         self._io_thread = threading.Thread(
-            target=self._io_main, name=f"deriv_sdk-io-{self._n}", daemon=True
+            target=self._io_main, args=(first,), name=f"deriv_sdk-io-{self._n}", daemon=True
         )
-        self._dispatcher.start()
         self._io_thread.start()
-        if timeout is None:
-            return self
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._state == Connection.CONNECTING and not self._io_done.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            state = self._state
-        if state == Connection.OPEN:
-            return self
-        error = self._last_connect_error
-        self.close()
-        if error is not None:
-            raise error
-        raise ConnectError(f"cannot connect to {self.url}: timed out after {timeout}s")
+        return self
 
     def send(self, data: object) -> None:
         """Sends ``data`` as is: dict/list as JSON text, str as text, bytes as binary.
@@ -469,10 +461,15 @@ class Connection:
 
         Ctrl-C (KeyboardInterrupt) closes the connection and is re-raised.
         """
-        # From a listener, the dispatch thread cannot wait for itself to drain.
-        done = self._io_done if self._dispatcher.on_thread() else self._dispatcher.finished
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            return done.wait(timeout)
+            if not self._io_done.wait(timeout):
+                return False
+            if self._dispatcher.on_thread():
+                return True  # from a listener: the dispatch thread cannot wait for itself
+            # Then until the last events have run, so that a script may exit right after.
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return self._dispatcher.finished.wait(remaining)
         except KeyboardInterrupt:
             self.close()
             raise
@@ -517,7 +514,7 @@ class Connection:
     def _start_request(
         self, payload: Mapping[str, Any], timeout: float | None
     ) -> tuple[Pending, float, float]:
-        if not isinstance(payload, Mapping):
+        if type(payload) is not dict and not isinstance(payload, Mapping):
             raise TypeError(f"payload must be a mapping, not {type(payload).__name__}")
         timeout = self.request_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
@@ -609,30 +606,35 @@ class Connection:
 
     # ------------------------------------------------------------------ io thread
 
-    def _io_main(self) -> None:
+    def _io_main(self, first: Link | None) -> None:
         try:
-            self._io_loop()
+            self._io_loop(first)
         except Exception:  # a bug of ours: never leave a caller waiting because of it
             logger.exception("internal error in the io thread")
         finally:
-            with self._cond:
-                self._state = Connection.CLOSED
-                self._link = None
-                self._cond.notify_all()
-            if self._keepalive is not None:
-                self._keepalive.stop()
-            self._fail_pending(lambda: ConnectionClosedError("the connection is closed"))
-            for stream in self._subs.streams():
-                self._subs.end(stream)
-            if not self._final_close_sent:
-                code, reason = self._close_args if self._user_closed else (1006, "")
-                self._post_close(code, reason, False, False)
-            self._io_done.set()
-            self._dispatcher.stop()  # ends the dispatch thread after what is queued
+            self._finish_io()
 
-    def _io_loop(self) -> None:
+    def _finish_io(self) -> None:
+        """The end of the connection's life: CLOSED, nothing pending, the last events."""
+        with self._cond:
+            self._state = Connection.CLOSED
+            self._link = None
+            self._cond.notify_all()
+        if self._keepalive is not None:
+            self._keepalive.stop()
+        self._fail_pending(lambda: ConnectionClosedError("the connection is closed"))
+        for stream in self._subs.streams():
+            self._subs.end(stream)
+        if not self._final_close_sent:
+            code, reason = self._close_args if self._user_closed else (1006, "")
+            self._post_close(code, reason, False, False)
+        self._io_done.set()
+        self._dispatcher.stop()  # ends the dispatch thread after what is queued
+
+    def _io_loop(self, link: Link | None) -> None:
         while not self._stop.is_set():
-            link = self._open_link()
+            if link is None:
+                link = self._open_link()
             if link is None:
                 if self._stop.is_set() or not self._retry_allowed():
                     return
@@ -640,12 +642,13 @@ class Connection:
                     return
                 continue
             code, reason, clean = self._inbound.read(link)
+            closed, link = link, None
             with self._cond:
                 self._link = None
                 will_reconnect = not self._user_closed and self._retry_allowed()
                 self._state = Connection.CONNECTING if will_reconnect else Connection.CLOSING
                 self._cond.notify_all()
-            link.close()
+            closed.close()
             if self._keepalive is not None:
                 self._keepalive.stop()
             if not clean and self._drop_reason:

@@ -52,16 +52,29 @@ class Dispatcher:
         self._name = name
         self._queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stopped = False
         self.finished = threading.Event()  # set once the thread has run everything and ended
         self.finished.set()
 
-    def start(self) -> None:
-        self.finished.clear()
-        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-        self._thread.start()
+    def _put(self, work: Work | None) -> None:
+        if self._thread is None:
+            # Started on first use: a connection nobody listens to needs no second thread.
+            with self._start_lock:
+                if self._thread is None:
+                    if self._stopped:
+                        return
+                    self.finished.clear()
+                    self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                    self._thread.start()
+        self._queue.put(work)
 
     def stop(self) -> None:
         """Ends the thread once everything queued before has run."""
+        with self._start_lock:
+            self._stopped = True
+            if self._thread is None:
+                return
         self._queue.put(None)
 
     def join(self, timeout: float) -> None:
@@ -76,17 +89,18 @@ class Dispatcher:
     # -- handing work over (any thread) ------------------------------------------------
 
     def post(self, fn: Callable[[Any], None], arg: Any) -> None:
-        self._queue.put((fn, arg))
+        self._put((fn, arg))
 
     def post_event(self, type: str, event: Event) -> None:
-        self._queue.put((self._emit, (type, event)))
+        if self._listeners.has(type):  # (a listener added later only sees later events)
+            self._put((self._emit, (type, event)))
 
     def post_inbound(self, item: Inbound) -> None:
-        self._queue.put((self._inbound, item))
+        self._put((self._inbound, item))
 
     def wake(self) -> None:
         """Makes the loop re-read the earliest deadline (a callback entry was added)."""
-        self._queue.put((_noop, None))
+        self._put((_noop, None))
 
     def run_callback(self, entry: Pending) -> None:
         """Calls a resolved entry's callback: right here when ``inline``, else on the thread."""
@@ -95,7 +109,7 @@ class Dispatcher:
         if entry.inline:
             entry.callback(entry.result)
         else:
-            self._queue.put((entry.callback, entry.result))
+            self._put((entry.callback, entry.result))
 
     # -- on the dispatch thread ----------------------------------------------------------
 
