@@ -6,7 +6,8 @@ joins them all the same):
 - ``deriv_sdk-io-N`` connects, reads the socket, resolves pending requests and routes stream
   messages, and reconnects. It never runs user code, so a slow listener cannot stop it
   reading or answering pings.
-- ``deriv_sdk-dispatch-N`` runs every listener and callback, one at a time, in arrival order.
+- ``deriv_sdk-dispatch-N`` runs every listener and callback, one at a time, in arrival order;
+  it starts on first use, so a connection with nothing to call back has no such thread.
 - ``deriv_sdk-keepalive-N`` (a ``threading.Timer``) sends the keepalive ping.
 - ``deriv_sdk-restore-N`` (only just after a reconnect) re-authorizes and re-subscribes,
   then fires ``open``; it is not the dispatch thread, so a listener that makes a request
@@ -29,6 +30,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .backoff import Backoff
+from .calls import DerivCalls
 from .dispatch import Dispatcher
 from .errors import (
     APIError,
@@ -53,10 +55,6 @@ from .keepalive import Keepalive
 from .pending import Pending, PendingTable
 from .protocol import call_name, dumps, encode_send, stamp
 from .subscriptions import (
-    NEW_STREAM,
-    MessageListener,
-    Stream,
-    Subscription,
     SubscriptionRegistry,
 )
 from .transport import Handshake, Link
@@ -82,7 +80,7 @@ def _check_close(code: int, reason: str) -> None:
         raise ValueError("close reason must be at most 123 UTF-8 bytes")
 
 
-class Connection:
+class Connection(DerivCalls):
     """One WebSocket connection to Deriv's v3 API, shaped like the browser's ``WebSocket``.
 
     Nothing touches the network until ``connect()``. See API.md for the whole contract; the
@@ -333,98 +331,6 @@ class Connection:
         self._dispatcher.wake()  # the dispatch loop re-reads the earliest deadline
         return entry.req_id
 
-    def subscribe(
-        self,
-        payload: Mapping[str, Any],
-        listener: MessageListener,
-        timeout: float | None = None,
-    ) -> Subscription:
-        """Starts a stream (``subscribe: 1`` is added) and blocks until its first reply.
-
-        ``listener(message)`` is then called, on the dispatch thread, with the first and
-        every later message of the stream. Identical payloads share one server stream.
-
-        Raises:
-            APIError: The server refused (e.g. an unknown symbol); nothing stays registered.
-            RequestTimeoutError, ConnectionClosedError, InvalidStateError: As ``request()``.
-        """
-        if not callable(listener):
-            raise TypeError("listener must be callable")
-        if not isinstance(payload, Mapping):
-            raise TypeError(f"payload must be a mapping, not {type(payload).__name__}")
-        timeout = self.request_timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        self._wait_open(deadline)
-        request = {**payload, "subscribe": 1}
-        sub, replay = self._subs.join(request, listener)
-        stream = sub._stream
-        if replay is NEW_STREAM:
-            try:
-                entry = self._pending.add(request.get("req_id"))
-            except ValueError:
-                self._subs.end(stream)
-                raise
-            self._subs.bind(stream, entry.req_id)
-            try:
-                self._send_internal(stamp(stream.request, entry.req_id))
-            except BaseException as exc:
-                self._pending.discard(entry)
-                self._subs.fail(stream, exc)
-                raise
-            try:
-                self._finish_request(entry, deadline, timeout, request)
-            except BaseException as exc:
-                if stream.error is None:
-                    self._subs.fail(stream, exc)
-                raise
-            return sub
-        if not stream.first.wait(max(0.0, deadline - time.monotonic())):
-            sub.forget()
-            raise RequestTimeoutError(f"no first reply to {call_name(request)} within {timeout}s")
-        if stream.error is not None:
-            raise stream.error
-        if replay is not None:
-            self._dispatcher.post(self._dispatcher.deliver, (replay, (sub,), False))
-        return sub
-
-    def forget(self, subscription_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """The ``forget`` call; ends the local Subscriptions of that stream first."""
-        self._end_streams(self._subs.find(ids=[subscription_id]))
-        self._forgotten.add(subscription_id)
-        return self.request({"forget": subscription_id}, timeout)
-
-    def forget_all(self, *stream_types: str, timeout: float | None = None) -> list[str]:
-        """The ``forget_all`` call (e.g. ``"ticks"``, ``"candles"``, ``"proposal"``).
-
-        Ends the local Subscriptions of those types first. Returns the ids forgotten.
-        """
-        if not stream_types or not all(isinstance(t, str) and t for t in stream_types):
-            raise ValueError("forget_all() takes one or more stream type names")
-        self._end_streams(self._subs.find(types=stream_types))
-        value: str | list[str] = stream_types[0] if len(stream_types) == 1 else list(stream_types)
-        response = self.request({"forget_all": value}, timeout)
-        ids = [i for i in response.get("forget_all") or [] if isinstance(i, str)]
-        self._forgotten.update(ids)
-        self._end_streams(self._subs.find(ids=ids))
-        return ids
-
-    def authorize(self, token: str, timeout: float | None = None) -> dict[str, Any]:
-        """The ``authorize`` call. On success the token is remembered, so that a reconnect
-        re-authorizes before anything else. The token never appears in logs, ``repr()`` or
-        exception text.
-
-        Raises:
-            APIError: e.g. ``InvalidToken``. Others as ``request()``.
-        """
-        if not isinstance(token, str) or not token:
-            raise TypeError("token must be a non-empty str")
-        try:
-            response = self.request({"authorize": token}, timeout)
-        except APIError as exc:
-            raise exc.redacted(token) from None
-        self._token = token
-        return response
-
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Closes the connection (browser rules for ``code`` and ``reason``).
 
@@ -562,24 +468,6 @@ class Connection:
             raise APIError.from_response(result)
         response: dict[str, Any] = result
         return response
-
-    def _forget_id(self, sub_id: str | None) -> None:
-        """Sends ``forget`` for a server stream nobody here holds any more (once per id)."""
-        if sub_id is None or sub_id in self._forgotten or self._state != Connection.OPEN:
-            return
-        if len(self._forgotten) > 4096:
-            self._forgotten.clear()
-        self._forgotten.add(sub_id)
-        try:
-            self._send_tracked({"forget": sub_id}, _log_forget, time.monotonic() + 30.0)
-        except (ConnectionClosedError, InvalidStateError):
-            pass  # the stream dies with the connection anyway
-
-    def _end_streams(self, streams: list[Stream]) -> None:
-        for stream in streams:
-            if stream.id is not None:
-                self._forgotten.add(stream.id)
-            self._subs.end(stream)
 
     def _fail_pending(self, factory: Callable[[], BaseException]) -> None:
         for entry in self._pending.fail_all(factory):
@@ -814,8 +702,3 @@ def _call(payload: Mapping[str, Any]) -> str:
         return call_name(payload)
     except ValueError:
         return "request"
-
-
-def _log_forget(result: Any) -> None:
-    if isinstance(result, BaseException):
-        logger.debug("forget of an abandoned stream failed: %s", result)
