@@ -51,7 +51,7 @@ class DerivCalls:
 
         def _wait_open(self, deadline: float) -> None: ...
 
-        def _send_internal(self, message: dict[str, Any]) -> None: ...
+        def _send_internal(self, message: dict[str, Any], internal: bool = False) -> None: ...
 
         def _send_tracked(
             self,
@@ -59,6 +59,7 @@ class DerivCalls:
             callback: Callable[[Any], None] | None,
             deadline: float | None,
             inline: bool = False,
+            internal: bool = False,
         ) -> Pending: ...
 
         def _finish_request(

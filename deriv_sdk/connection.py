@@ -72,6 +72,8 @@ _FATAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410})
 
 
 def _check_close(code: int, reason: str) -> None:
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
     if isinstance(code, bool) or not isinstance(code, int):
         raise ValueError(f"close code must be an int, not {code!r}")
     if code != 1000 and not 3000 <= code <= 4999:
@@ -162,13 +164,15 @@ class Connection(DerivCalls):
         self._final_close_sent = False
         self._token: str | None = None
         self._stop = threading.Event()  # set by close(): ends reconnecting and backoff waits
+        self._terminal = False  # the connection has ended for good (under _cond)
         self._io_done = threading.Event()  # set when the io thread is done
         self._io_done.set()
         self._forgotten: set[str] = set()
 
         self._listeners = ListenerRegistry(lambda exc: self._dispatcher.listener_failed(exc))
-        self._pending = PendingTable()
         self._subs = SubscriptionRegistry(lambda stream: self._forget_id(stream.id))
+        # A live stream keeps its req_id: no request may take it.
+        self._pending = PendingTable(reserved=self._subs.by_req)
         self._dispatcher = Dispatcher(
             self, self._listeners, self._pending, name=f"deriv_sdk-dispatch-{self._n}"
         )
@@ -252,7 +256,7 @@ class Connection(DerivCalls):
         first = None
         if timeout is not None:
             # Blocking: the handshake runs right here, which spares a wake-up across threads.
-            first = self._open_link()
+            first = self._open_link(announce=False)  # the io thread fires "open" (below)
             if first is None:
                 self._finish_io()
                 error = self._last_connect_error
@@ -367,6 +371,8 @@ class Connection(DerivCalls):
 
         Ctrl-C (KeyboardInterrupt) closes the connection and is re-raised.
         """
+        if timeout is not None:
+            timeout = min(timeout, threading.TIMEOUT_MAX)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             if not self._io_done.wait(timeout):
@@ -410,12 +416,12 @@ class Connection(DerivCalls):
                         if not self._started
                         else "the connection was closed by close()"
                     )
-                if self._io_done.is_set():
+                if self._terminal:
                     raise ConnectionClosedError("the connection is closed and will not reconnect")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise RequestTimeoutError("the connection did not open in time")
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, threading.TIMEOUT_MAX))
 
     def _start_request(
         self, payload: Mapping[str, Any], timeout: float | None
@@ -433,22 +439,27 @@ class Connection(DerivCalls):
         callback: Callable[[Any], None] | None,
         deadline: float | None,
         inline: bool = False,
+        internal: bool = False,
     ) -> Pending:
         entry = self._pending.add(payload.get("req_id"), callback, deadline, inline)
         if logger.isEnabledFor(logging.DEBUG):  # the call's name only: payloads hold secrets
             logger.debug("-> %s (req_id %d)", _call(payload), entry.req_id)
         try:
-            self._send_internal(stamp(payload, entry.req_id))
+            self._send_internal(stamp(payload, entry.req_id), internal=internal)
         except BaseException:
             self._pending.discard(entry)
             raise
         return entry
 
-    def _send_internal(self, message: dict[str, Any]) -> None:
-        """Sends a request whatever the state (restore and keepalive need CONNECTING)."""
+    def _send_internal(self, message: dict[str, Any], internal: bool = False) -> None:
+        """Sends a request; ``internal`` ones (restore, keepalive) also while CONNECTING.
+
+        A user's request goes out only while OPEN: after a reconnect, not before the
+        restore has re-authorized.
+        """
         body = dumps(message)
         link = self._link
-        if link is None:
+        if link is None or not (internal or self._state == Connection.OPEN):
             raise ConnectionClosedError("the connection dropped before the request was sent")
         link.send_frame(OP_TEXT, body)
 
@@ -481,7 +492,7 @@ class Connection(DerivCalls):
                 on_answer()
 
         try:
-            self._send_tracked({"ping": 1}, answered, None, inline=True)
+            self._send_tracked({"ping": 1}, answered, None, inline=True, internal=True)
         except (ConnectionClosedError, InvalidStateError):
             return False
         return True
@@ -495,6 +506,10 @@ class Connection(DerivCalls):
     # ------------------------------------------------------------------ io thread
 
     def _io_main(self, first: Link | None) -> None:
+        if first is not None:
+            # Fired here, not by connect(): a listener that closes at once then finds this
+            # thread started, and no message can come before "open".
+            self._post_event("open", OpenEvent(self, False))
         try:
             self._io_loop(first)
         except Exception:  # a bug of ours: never leave a caller waiting because of it
@@ -506,8 +521,11 @@ class Connection(DerivCalls):
         """The end of the connection's life: CLOSED, nothing pending, the last events."""
         with self._cond:
             self._state = Connection.CLOSED
-            self._link = None
+            self._terminal = True  # read by _wait_open, in the same locked section
+            link, self._link = self._link, None
             self._cond.notify_all()
+        if link is not None:  # e.g. close() came before the io thread read the first link
+            link.close()
         if self._keepalive is not None:
             self._keepalive.stop()
         self._fail_pending(lambda: ConnectionClosedError("the connection is closed"))
@@ -562,7 +580,7 @@ class Connection(DerivCalls):
             and (limit is None or self._backoff.attempt < limit)
         )
 
-    def _open_link(self) -> Link | None:
+    def _open_link(self, announce: bool = True) -> Link | None:
         handshake = Handshake(
             self.url,
             timeout=self._connect_timeout,
@@ -605,7 +623,7 @@ class Connection(DerivCalls):
         logger.info("connected to %s%s", self.url, " (reconnected)" if reconnected else "")
         if reconnected:
             self._start_restore(generation)
-        else:
+        elif announce:
             self._post_event("open", OpenEvent(self, False))
         return link
 
@@ -630,7 +648,7 @@ class Connection(DerivCalls):
             token = self._token
             if token is not None:
                 deadline = time.monotonic() + timeout
-                entry = self._send_tracked({"authorize": token}, None, None)
+                entry = self._send_tracked({"authorize": token}, None, None, internal=True)
                 try:
                     self._finish_request(entry, deadline, timeout, {"authorize": 1})
                 except (APIError, RequestTimeoutError) as exc:
@@ -639,11 +657,15 @@ class Connection(DerivCalls):
                     self._post_event("error", ErrorEvent(self, error))
             waits = []
             for stream in self._subs.streams():
+                if stream.req_id is not None:
+                    continue  # subscribed on this very link already (a subscribe() just now)
                 stream.first.clear()
                 entry = self._pending.add()
-                self._subs.bind(stream, entry.req_id)
+                if not self._subs.bind(stream, entry.req_id):  # forgotten meanwhile
+                    self._pending.discard(entry)
+                    continue
                 waits.append((stream, entry, time.monotonic() + timeout))
-                self._send_internal(stamp(stream.request, entry.req_id))
+                self._send_internal(stamp(stream.request, entry.req_id), internal=True)
             for stream, entry, deadline in waits:
                 try:
                     self._finish_request(entry, deadline, timeout, stream.request)
@@ -657,6 +679,13 @@ class Connection(DerivCalls):
                     self._post_event("error", ErrorEvent(self, error))
         except (ConnectionClosedError, InvalidStateError):
             return  # dropped again (or closed): the io thread carries on
+        except Exception as exc:  # e.g. a payload that no longer encodes: never hang CONNECTING
+            logger.exception("restoring the session failed")
+            self._post_event("error", ErrorEvent(self, exc))
+            link = self._link
+            if link is not None:
+                link.abort()  # the normal reconnect path takes over
+            return
         with self._cond:
             if generation != self._generation or self._link is None or self._user_closed:
                 return

@@ -109,7 +109,7 @@ class Dispatcher:
         if entry.inline:
             entry.callback(entry.result)
         else:
-            self._put((entry.callback, entry.result))
+            self._put((self._run_user, (entry.callback, entry.result)))
 
     # -- on the dispatch thread ----------------------------------------------------------
 
@@ -119,6 +119,9 @@ class Dispatcher:
             fn(arg)
         except Exception as exc:
             self.listener_failed(exc)
+
+    def _run_user(self, item: tuple[Callable[[Any], object], Any]) -> None:
+        self.call_user(item[0], item[1])
 
     def listener_failed(self, exc: BaseException) -> None:
         self._listeners.emit("error", ErrorEvent(self._target, exc))

@@ -102,7 +102,7 @@ class Inbound:
         """One text message: decode, route, hand to the dispatch thread."""
         try:
             data = loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # (json's decoder recurses on deep nesting)
             text = payload.decode("utf-8", "replace")
             self._error(ProtocolError("received a frame that is not valid JSON", text))
             return
@@ -111,6 +111,8 @@ class Inbound:
         entry = None
         if type(data) is dict:
             req_id = data.get("req_id")
+            if type(req_id) is not int:  # only our own ints correlate (not true, 1.0, [1])
+                req_id = None
             if "error" in data:
                 error = data["error"]
                 if isinstance(error, dict) and error.get("code") == "InvalidAppID":
@@ -122,8 +124,10 @@ class Inbound:
                 # Stream updates have no pending entry: skip the table's lock for them.
                 entry = self._pending.resolve(req_id, data) if req_id in self._pending else None
                 if entry is None:
-                    if stream is None and "subscription" in data and self._subs.was_ours(req_id):
-                        self._forget_id(data["subscription"].get("id"))
+                    sub = data.get("subscription")
+                    if stream is None and isinstance(sub, dict) and self._subs.was_ours(req_id):
+                        sub_id = sub.get("id")
+                        self._forget_id(sub_id if isinstance(sub_id, str) else None)
                 elif entry.callback is None:
                     entry = None  # a blocking waiter: already woken
                 elif entry.inline:
@@ -147,6 +151,8 @@ class Inbound:
             return (), False
         sub = data.get("subscription")
         sub_id = sub.get("id") if isinstance(sub, dict) else None
+        if not isinstance(sub_id, str):
+            sub_id = None
         if not stream.first.is_set():
             self._subs.first_reply(stream, data, sub_id)
         subs = self._subs.record(stream, data)

@@ -106,6 +106,10 @@ class Keepalive:
             self._sent_at = time.monotonic()
             # With no timeout, answers are not awaited: the pings just go on.
             self._awaiting = self.timeout is not None
+            if self.timeout is not None:
+                # Armed before sending: a send that blocks (a peer that stopped reading)
+                # counts against the deadline too.
+                self._schedule(self.timeout, self._deadline, gen)
         sent = self._send_ping(lambda: self._answered(gen))
         with self._lock:
             if gen != self._gen or not self._running:
@@ -116,8 +120,6 @@ class Keepalive:
                 return
             if self.timeout is None:
                 self._schedule(self.interval, self._tick, gen)
-            elif self._awaiting:  # (else the answer came already and scheduled the next ping)
-                self._schedule(self.timeout, self._deadline, gen)
 
     def _answered(self, gen: int) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from .errors import RequestTimeoutError
@@ -60,7 +60,8 @@ class Pending:
     def wait(self, timeout: float | None) -> bool:
         """Blocks until resolved (True) or ``timeout`` seconds pass (False)."""
         done = self._done
-        if done.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+        limit = -1 if timeout is None else min(max(timeout, 0.0), threading.TIMEOUT_MAX)
+        if done.acquire(timeout=limit):
             done.release()  # stays resolved for any later wait
             return True
         return False
@@ -69,7 +70,11 @@ class Pending:
 class PendingTable:
     """The requests of one connection, keyed by ``req_id``; safe from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, reserved: Container[int] = ()) -> None:
+        """Args:
+        reserved: ids that are taken although not pending (live streams keep theirs).
+        """
+        self._reserved = reserved
         self._lock = threading.Lock()
         self._entries: dict[int, Pending] = {}
         self._ids = itertools.count(1)
@@ -96,13 +101,13 @@ class PendingTable:
         with self._lock:
             if req_id is None:
                 req_id = next(self._ids)
-                while req_id in self._entries or req_id > _MAX_REQ_ID:
+                while req_id in self._entries or req_id in self._reserved or req_id > _MAX_REQ_ID:
                     if req_id > _MAX_REQ_ID:
                         self._ids = itertools.count(1)
                     req_id = next(self._ids)
             elif isinstance(req_id, bool) or not isinstance(req_id, int) or req_id < 1:
                 raise ValueError(f"req_id must be a positive int, not {req_id!r}")
-            elif req_id in self._entries:
+            elif req_id in self._entries or req_id in self._reserved:
                 raise ValueError(f"req_id {req_id} is already pending on this connection")
             entry = Pending(req_id, callback, deadline, inline)
             self._entries[req_id] = entry

@@ -141,13 +141,19 @@ class SubscriptionRegistry:
             stream.last_message = message
             return stream.subs
 
-    def bind(self, stream: Stream, req_id: int) -> None:
-        """Routes messages carrying ``req_id`` to ``stream`` (before the request is sent)."""
+    def bind(self, stream: Stream, req_id: int) -> bool:
+        """Routes messages carrying ``req_id`` to ``stream`` (before the request is sent).
+
+        Returns False (and binds nothing) when the stream has ended meanwhile.
+        """
         with self._lock:
+            if self._by_key.get(stream.key) is not stream:
+                return False
             if stream.req_id is not None:
                 self.by_req.pop(stream.req_id, None)
             stream.req_id = req_id
             self.by_req[req_id] = stream
+            return True
 
     def first_reply(self, stream: Stream, message: dict[str, Any], sub_id: str | None) -> None:
         """Records the stream's first reply (its server id)."""

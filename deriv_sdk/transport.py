@@ -115,9 +115,16 @@ class Handshake:
         return sock
 
     def abort(self) -> None:
-        """Wakes a ``run()`` blocked in the handshake (best effort during DNS/TCP connect)."""
+        """Wakes a ``run()`` blocked in the HTTP upgrade (DNS, TCP connect and the TLS
+        handshake are bounded by the timeout only)."""
         self._aborted.set()
-        self._ws.abort()
+        # Not websocket-client's abort(): it does nothing until the upgrade has succeeded.
+        sock = self._ws.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Link:
@@ -145,12 +152,22 @@ class Link:
         except (OSError, ValueError) as exc:
             raise ConnectionClosedError(f"send failed: {exc}") from exc
 
-    def send_close(self, code: int, reason: str) -> None:
-        """Sends a close frame; errors are ignored (the link may be gone already)."""
+    def send_close(self, code: int, reason: str, wait: float = 1.0) -> None:
+        """Sends a close frame; errors are ignored (the link may be gone already).
+
+        When another send holds the lock for ``wait`` seconds (a peer that stopped reading),
+        the socket is shut down instead, which also wakes that blocked send.
+        """
+        frame = encode_frame(OP_CLOSE, encode_close_payload(code, reason))
+        if not self._send_lock.acquire(timeout=wait):
+            self.abort()
+            return
         try:
-            self.send_frame(OP_CLOSE, encode_close_payload(code, reason))
-        except ConnectionClosedError:
+            self._sock.sendall(frame)
+        except (OSError, ValueError):
             pass
+        finally:
+            self._send_lock.release()
 
     def recv(self) -> bytes:
         """Reads what has arrived (up to 256 KiB); ``b""`` once the peer or abort() ended it."""
