@@ -26,6 +26,7 @@ __all__ = ["Handshake", "Link"]
 logger = logging.getLogger("deriv_sdk.transport")
 
 RECV_SIZE = 256 * 1024
+FIRST_RECV_SIZE = 16 * 1024
 
 
 _context_lock = threading.Lock()
@@ -137,6 +138,8 @@ class Link:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._send_lock = threading.Lock()
+        self._buffer = bytearray(FIRST_RECV_SIZE)
+        self._view = memoryview(self._buffer)
         self.closed = False
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
@@ -172,10 +175,18 @@ class Link:
     def recv(self) -> bytes:
         """Reads what has arrived (up to 256 KiB); ``b""`` once the peer or abort() ended it."""
         try:
-            return self._sock.recv(RECV_SIZE)
+            n = self._sock.recv_into(self._buffer)
         except (OSError, ValueError) as exc:
             logger.debug("recv ended: %r", exc)
             return b""
+        # Copies only what arrived: recv(RECV_SIZE) would allocate 256 KiB per call.
+        data = self._view[:n].tobytes()
+        if n == len(self._buffer) < RECV_SIZE:
+            # A full read: this link streams. Grow, so one read takes hundreds of frames
+            # (an idle or request-response link keeps the small buffer and its memory).
+            self._buffer = bytearray(RECV_SIZE)
+            self._view = memoryview(self._buffer)
+        return data
 
     def abort(self) -> None:
         """Shuts the socket down: a blocked ``recv`` returns at once. Safe from any thread."""

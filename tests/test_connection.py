@@ -1,4 +1,5 @@
-"""Connection: the browser-shaped client (issue: Connection), against real local servers."""
+"""Connection: the browser-shaped client, against LocalServer (and, for what a faithful
+server never does, a scripted one)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from deriv_sdk import (
     OpenEvent,
     ProtocolError,
 )
+from deriv_sdk.testing import LocalServer
 from tests.wsserver import ScriptServer, pong
 
 
@@ -52,10 +54,20 @@ class Recorder:
         return self.of(kind)
 
 
-def make(server: ScriptServer, **kwargs: Any) -> Connection:
+def make(server: ScriptServer | LocalServer, **kwargs: Any) -> Connection:
     kwargs.setdefault("keepalive_interval", None)
     kwargs.setdefault("reconnect", False)
     return Connection(url=server.url, **kwargs)
+
+
+def wait_until(condition: Any, timeout: float = 5.0) -> bool:
+    """Polls what only the server can see, until true or the timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def free_port() -> int:
@@ -129,16 +141,16 @@ def test_the_guides_program_ported(script_server: ScriptServer) -> None:
     assert all(name.startswith("deriv_sdk-dispatch") for name in rec.threads)
 
 
-def test_context_manager_connects_and_closes(script_server: ScriptServer) -> None:
-    with make(script_server) as conn:
+def test_context_manager_connects_and_closes(deriv_server: LocalServer) -> None:
+    with make(deriv_server) as conn:
         assert conn.ready_state == Connection.OPEN
         assert conn.request({"ping": 1})["ping"] == "pong"
     assert conn.ready_state == Connection.CLOSED
-    assert "OPEN" not in repr(conn) and script_server.url in repr(conn)
+    assert "OPEN" not in repr(conn) and deriv_server.url in repr(conn)
 
 
-def test_connect_twice_is_an_invalid_state(script_server: ScriptServer) -> None:
-    with make(script_server) as conn, pytest.raises(InvalidStateError):
+def test_connect_twice_is_an_invalid_state(deriv_server: LocalServer) -> None:
+    with make(deriv_server) as conn, pytest.raises(InvalidStateError):
         conn.connect()
 
 
@@ -165,9 +177,9 @@ def test_send_rejects_what_json_cannot_encode(script_server: ScriptServer) -> No
 
 
 def test_send_before_open_and_after_close_is_an_invalid_state(
-    script_server: ScriptServer,
+    deriv_server: LocalServer,
 ) -> None:
-    conn = make(script_server)
+    conn = make(deriv_server)
     with pytest.raises(InvalidStateError):
         conn.send({"ping": 1})
     conn.connect(timeout=5)
@@ -201,8 +213,8 @@ def test_eight_threads_sending_at_once_lose_nothing(script_server: ScriptServer)
 # --------------------------------------------------------------------------- listeners
 
 
-def test_listeners_order_once_off_decorator(script_server: ScriptServer) -> None:
-    conn = make(script_server)
+def test_listeners_order_once_off_decorator(deriv_server: LocalServer) -> None:
+    conn = make(deriv_server)
     calls: list[str] = []
     done = threading.Event()
 
@@ -246,9 +258,9 @@ def test_listeners_order_once_off_decorator(script_server: ScriptServer) -> None
 
 
 def test_listeners_never_run_on_the_reader_and_a_slow_one_does_not_stop_reading(
-    script_server: ScriptServer,
+    deriv_server: LocalServer,
 ) -> None:
-    conn = make(script_server)
+    conn = make(deriv_server)
     names: list[str] = []
     sleeping = threading.Event()
     answered_while_sleeping = threading.Event()
@@ -273,9 +285,9 @@ def test_listeners_never_run_on_the_reader_and_a_slow_one_does_not_stop_reading(
 
 
 def test_a_raising_listener_fires_error_and_the_stream_goes_on(
-    script_server: ScriptServer, caplog: pytest.LogCaptureFixture
+    deriv_server: LocalServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    conn = make(script_server)
+    conn = make(deriv_server)
     rec = Recorder(conn)
     boom = RuntimeError("listener bug")
     seen: list[int] = []
@@ -327,17 +339,17 @@ def test_non_json_and_binary_frames_fire_protocol_errors(script_server: ScriptSe
 
 @pytest.mark.parametrize(("code", "reason"), [(1005, ""), (2000, ""), (999, ""), (1000, "x" * 124)])
 def test_close_rejects_what_the_browser_rejects(
-    script_server: ScriptServer, code: int, reason: str
+    deriv_server: LocalServer, code: int, reason: str
 ) -> None:
-    with make(script_server) as conn:
+    with make(deriv_server) as conn:
         with pytest.raises(ValueError):
             conn.close(code, reason)
         assert conn.ready_state == Connection.OPEN
     conn.close(4000, "é" * 61)  # 122 bytes: fine, and idempotent after the with-block
 
 
-def test_close_twice_and_from_a_listener_without_deadlock(script_server: ScriptServer) -> None:
-    conn = make(script_server)
+def test_close_twice_and_from_a_listener_without_deadlock(deriv_server: LocalServer) -> None:
+    conn = make(deriv_server)
     rec = Recorder(conn)
     conn.on("message", lambda event: conn.close(3001, "from listener"))
     conn.connect(timeout=5)
@@ -350,43 +362,45 @@ def test_close_twice_and_from_a_listener_without_deadlock(script_server: ScriptS
     assert len(rec.of("close")) == 1
 
 
-def test_close_stops_keepalive_and_leaves_no_thread(script_server: ScriptServer) -> None:
-    conn = make(script_server, keepalive_interval=0.1)
+def test_close_stops_keepalive_and_leaves_no_thread(deriv_server: LocalServer) -> None:
+    conn = make(deriv_server, keepalive_interval=0.1)
     conn.connect(timeout=5)
-    script_server.wait_frames(2)
+    assert wait_until(lambda: len(deriv_server.requests) >= 2)
     conn.close()
-    alive = [t.name for t in threading.enumerate() if t.name.startswith("deriv_sdk-")]
+    alive = [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("deriv_sdk-") and not t.name.startswith("deriv_sdk-server")
+    ]
     assert alive == []
-    count = len(script_server.frames)
+    count = len(deriv_server.requests)
     time.sleep(0.5)  # only to show that no ping follows
-    assert len(script_server.frames) == count
+    assert len(deriv_server.requests) == count
 
 
-def test_wait_returns_false_on_timeout_and_true_once_closed(script_server: ScriptServer) -> None:
-    conn = make(script_server)
+def test_wait_returns_false_on_timeout_and_true_once_closed(deriv_server: LocalServer) -> None:
+    conn = make(deriv_server)
     conn.connect(timeout=5)
     assert conn.wait(0.05) is False
     threading.Timer(0.05, conn.close).start()
     assert conn.wait(5) is True
 
 
-def test_server_close_frame_gives_clean_close_event(script_server: ScriptServer) -> None:
-    script_server.handler = lambda ws, data: ws.close(4001, "server says bye")
-    conn = make(script_server)
+def test_server_close_frame_gives_clean_close_event(deriv_server: LocalServer) -> None:
+    conn = make(deriv_server)
     rec = Recorder(conn)
     conn.connect(timeout=5)
-    conn.send({"ping": 1})
+    deriv_server.close_all(4001, "server says bye")
     (closed,) = rec.wait_for("close")
     assert (closed.code, closed.reason, closed.was_clean) == (4001, "server says bye", True)
     assert conn.wait(5)
 
 
-def test_abrupt_drop_gives_1006_not_clean(script_server: ScriptServer) -> None:
-    script_server.handler = lambda ws, data: ws.socket.shutdown(socket.SHUT_RDWR)
-    conn = make(script_server)
+def test_abrupt_drop_gives_1006_not_clean(deriv_server: LocalServer) -> None:
+    conn = make(deriv_server)
     rec = Recorder(conn)
     conn.connect(timeout=5)
-    conn.send({"ping": 1})
+    deriv_server.drop()
     (closed,) = rec.wait_for("close")
     assert (closed.code, closed.was_clean, closed.will_reconnect) == (1006, False, False)
     conn.close()
@@ -413,10 +427,10 @@ def test_keepalive_pings_on_the_interval(script_server: ScriptServer) -> None:
     assert 0.15 <= gaps[len(gaps) // 2] <= 0.4, gaps
 
 
-def test_keepalive_none_sends_nothing(script_server: ScriptServer) -> None:
-    with make(script_server, keepalive_interval=None):
+def test_keepalive_none_sends_nothing(deriv_server: LocalServer) -> None:
+    with make(deriv_server, keepalive_interval=None):
         time.sleep(1.0)  # only to show that no ping is sent
-    assert script_server.frames == []
+    assert deriv_server.requests == []
 
 
 # --------------------------------------------------------------------------- connect failures
@@ -445,9 +459,9 @@ def test_connect_without_timeout_reports_failure_by_events() -> None:
     conn.close()
 
 
-def test_http_403_handshake_gives_connect_error_with_status(script_server: ScriptServer) -> None:
-    script_server.reject_next(403)
-    conn = make(script_server)
+def test_http_403_handshake_gives_connect_error_with_status(deriv_server: LocalServer) -> None:
+    deriv_server.refuse(1, 403)
+    conn = make(deriv_server)
     with pytest.raises(ConnectError, match="403") as info:
         conn.connect(timeout=5)
     assert info.value.status == 403

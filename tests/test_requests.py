@@ -444,3 +444,27 @@ def test_authorize_and_the_token_never_leaks(
 def test_authorize_rejects_a_non_string_token(deriv_server: LocalServer) -> None:
     with connect(deriv_server.url) as conn, pytest.raises(TypeError):
         conn.authorize(None)  # type: ignore[arg-type]
+
+
+def test_a_stream_nobody_holds_any_more_is_answered_with_forget(
+    script_server: ScriptServer,
+) -> None:
+    def script(ws: Any, data: Any) -> None:
+        if "ticks" in data:
+            time.sleep(0.5)  # answer after the client gave up waiting
+            base = {"echo_req": data, "msg_type": "tick", "req_id": data["req_id"]}
+            for quote in (1, 2, 3):
+                tick = {**base, "tick": {"quote": quote}, "subscription": {"id": "c" * 32}}
+                ws.send(json.dumps(tick))
+        elif "forget" in data:
+            ws.send(json.dumps({"echo_req": data, "msg_type": "forget", "forget": 1,
+                                "req_id": data["req_id"]}))  # fmt: skip
+
+    script_server.handler = script
+    with connect(script_server.url) as conn:
+        with pytest.raises(RequestTimeoutError):
+            conn.subscribe({"ticks": "R_100"}, lambda m: None, timeout=0.2)
+        frames = script_server.wait_frames(2)
+        assert json.loads(frames[1])["forget"] == "c" * 32
+        time.sleep(0.3)  # only to show that the later ticks bring no second forget
+        assert sum("forget" in f for f in script_server.frames if isinstance(f, str)) == 1
