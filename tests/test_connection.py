@@ -24,7 +24,7 @@ from deriv_sdk import (
     ProtocolError,
 )
 from deriv_sdk.testing import LocalServer
-from tests.wsserver import ScriptServer, pong
+from tests.wsserver import ScriptServer, pong, wait_until
 
 
 class Recorder:
@@ -58,16 +58,6 @@ def make(server: ScriptServer | LocalServer, **kwargs: Any) -> Connection:
     kwargs.setdefault("keepalive_interval", None)
     kwargs.setdefault("reconnect", False)
     return Connection(url=server.url, **kwargs)
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> bool:
-    """Polls what only the server can see, until true or the timeout."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from deriv_sdk import (
     RequestTimeoutError,
 )
 from deriv_sdk.testing import LocalServer
-from tests.wsserver import ScriptServer, pong
+from tests.wsserver import ScriptServer, pong, wait_until
 
 TOKEN = "test-token"
 
@@ -52,16 +52,6 @@ class Inbox:
 
 def forgets(server: LocalServer) -> list[Any]:
     return [r["forget"] for r in server.requests if "forget" in r]
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> bool:
-    """Polls ``condition`` (for effects only the server can see) until true or timeout."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # --------------------------------------------------------------------------- request()

@@ -20,7 +20,7 @@ from deriv_sdk import (
     ConnectionClosedError,
 )
 from deriv_sdk.testing import LocalServer
-from tests.wsserver import ScriptServer
+from tests.wsserver import ScriptServer, wait_until
 
 TOKEN = "test-token"
 
@@ -81,15 +81,6 @@ def client_threads() -> list[str]:
         for t in threading.enumerate()
         if t.name.startswith("deriv_sdk-") and not t.name.startswith("deriv_sdk-server")
     )
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture

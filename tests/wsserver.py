@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -90,3 +91,14 @@ class ScriptServer:
         for ws in self.connections:
             ws.close()
         self._thread.join(5)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> bool:
+    """Polls what only a server can see (its log of requests, its open sockets) until it
+    holds or ``timeout`` seconds pass. Returns whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
