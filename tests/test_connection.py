@@ -6,7 +6,10 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -455,3 +458,31 @@ def test_http_403_handshake_gives_connect_error_with_status(deriv_server: LocalS
     with pytest.raises(ConnectError, match="403") as info:
         conn.connect(timeout=5)
     assert info.value.status == 403
+
+
+def test_ctrl_c_in_wait_closes_and_reraises(deriv_server: LocalServer) -> None:
+    script = (
+        "import sys\n"
+        "from deriv_sdk import Connection\n"
+        f"conn = Connection(url={deriv_server.url!r}, keepalive_interval=None)\n"
+        "conn.on('close', lambda e: print('closed', e.code, e.will_reconnect, flush=True))\n"
+        "conn.connect(timeout=5)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    conn.wait()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', conn.ready_state, flush=True)\n"
+        "    sys.exit(7)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 7
+    assert out.splitlines() == ["closed 1000 False", "interrupted 3"]
