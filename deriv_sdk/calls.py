@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dispatch import Dispatcher
 from .errors import APIError, ConnectionClosedError, InvalidStateError, RequestTimeoutError
+from .events import ErrorEvent, Event
 from .pending import Pending, PendingTable
 from .protocol import call_name, stamp
 from .subscriptions import (
@@ -65,6 +66,8 @@ class DerivCalls:
         def _finish_request(
             self, entry: Pending, deadline: float, timeout: float, payload: Mapping[str, Any]
         ) -> dict[str, Any]: ...
+
+        def _post_event(self, type: str, event: Event) -> None: ...
 
     def subscribe(
         self,
@@ -157,6 +160,43 @@ class DerivCalls:
             raise exc.redacted(token) from None
         self._token = token
         return response
+
+    def _restore_session(self) -> None:
+        """After a reconnect (on the restore thread): authorize with the remembered token,
+        then re-subscribe every live stream (same handles, new ids). A refusal fires
+        ``error`` and the rest goes on; a drop raises ``ConnectionClosedError``."""
+        timeout = self.request_timeout
+        token = self._token
+        if token is not None:
+            deadline = time.monotonic() + timeout
+            entry = self._send_tracked({"authorize": token}, None, None, internal=True)
+            try:
+                self._finish_request(entry, deadline, timeout, {"authorize": 1})
+            except (APIError, RequestTimeoutError) as exc:
+                # Re-subscribing goes on: streams that need no login still come back.
+                error = exc.redacted(token) if isinstance(exc, APIError) else exc
+                self._post_event("error", ErrorEvent(self, error))
+        waits = []
+        for stream in self._subs.streams():
+            if stream.req_id is not None:
+                continue  # subscribed on this very link already
+            stream.first.clear()
+            entry = self._pending.add()
+            if not self._subs.bind(stream, entry.req_id):  # forgotten meanwhile
+                self._pending.discard(entry)
+                continue
+            waits.append((stream, entry, time.monotonic() + timeout))
+            self._send_internal(stamp(stream.request, entry.req_id), internal=True)
+        for stream, entry, deadline in waits:
+            try:
+                self._finish_request(entry, deadline, timeout, stream.request)
+            except (APIError, RequestTimeoutError) as exc:
+                failure: BaseException = exc
+                if isinstance(exc, RequestTimeoutError):
+                    name = call_name(stream.request)
+                    failure = RequestTimeoutError(f"re-subscribe of {name}: {exc}")
+                self._subs.fail(stream, failure)
+                self._post_event("error", ErrorEvent(self, failure))
 
     def _forget_id(self, sub_id: str | None) -> None:
         """Sends ``forget`` for a server stream nobody here holds any more (once per id)."""

@@ -642,41 +642,9 @@ class Connection(DerivCalls):
         thread.start()
 
     def _restore(self, generation: int) -> None:
-        """After a reconnect: authorize, re-subscribe every stream, then fire ``open``."""
-        timeout = self.request_timeout
+        """After a reconnect: authorize, re-subscribe (``calls.py``), then fire ``open``."""
         try:
-            token = self._token
-            if token is not None:
-                deadline = time.monotonic() + timeout
-                entry = self._send_tracked({"authorize": token}, None, None, internal=True)
-                try:
-                    self._finish_request(entry, deadline, timeout, {"authorize": 1})
-                except (APIError, RequestTimeoutError) as exc:
-                    # Re-subscribing goes on: streams that need no login still come back.
-                    error = exc.redacted(token) if isinstance(exc, APIError) else exc
-                    self._post_event("error", ErrorEvent(self, error))
-            waits = []
-            for stream in self._subs.streams():
-                if stream.req_id is not None:
-                    continue  # subscribed on this very link already (a subscribe() just now)
-                stream.first.clear()
-                entry = self._pending.add()
-                if not self._subs.bind(stream, entry.req_id):  # forgotten meanwhile
-                    self._pending.discard(entry)
-                    continue
-                waits.append((stream, entry, time.monotonic() + timeout))
-                self._send_internal(stamp(stream.request, entry.req_id), internal=True)
-            for stream, entry, deadline in waits:
-                try:
-                    self._finish_request(entry, deadline, timeout, stream.request)
-                except (APIError, RequestTimeoutError) as exc:
-                    error = exc
-                    if isinstance(exc, RequestTimeoutError):
-                        error = RequestTimeoutError(
-                            f"re-subscribe of {_call(stream.request)}: {exc}"
-                        )
-                    self._subs.fail(stream, error)
-                    self._post_event("error", ErrorEvent(self, error))
+            self._restore_session()
         except (ConnectionClosedError, InvalidStateError):
             return  # dropped again (or closed): the io thread carries on
         except Exception as exc:  # e.g. a payload that no longer encodes: never hang CONNECTING
