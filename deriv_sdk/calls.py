@@ -178,15 +178,17 @@ class DerivCalls:
                 self._post_event("error", ErrorEvent(self, error))
         waits = []
         for stream in self._subs.streams():
-            if stream.req_id is not None:
-                continue  # subscribed on this very link already
             stream.first.clear()
             entry = self._pending.add()
             if not self._subs.bind(stream, entry.req_id):  # forgotten meanwhile
                 self._pending.discard(entry)
                 continue
+            try:
+                self._send_internal(stamp(stream.request, entry.req_id), internal=True)
+            except BaseException:
+                self._pending.discard(entry)  # (the next restore binds the stream anew)
+                raise
             waits.append((stream, entry, time.monotonic() + timeout))
-            self._send_internal(stamp(stream.request, entry.req_id), internal=True)
         for stream, entry, deadline in waits:
             try:
                 self._finish_request(entry, deadline, timeout, stream.request)

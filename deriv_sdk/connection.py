@@ -165,6 +165,7 @@ class Connection(DerivCalls):
         self._token: str | None = None
         self._stop = threading.Event()  # set by close(): ends reconnecting and backoff waits
         self._terminal = False  # the connection has ended for good (under _cond)
+        self._gate = threading.Event()  # lets the io thread read once "open" is queued
         self._io_done = threading.Event()  # set when the io thread is done
         self._io_done.set()
         self._forgotten: set[str] = set()
@@ -266,6 +267,13 @@ class Connection(DerivCalls):
             target=self._io_main, args=(first,), name=f"deriv_sdk-io-{self._n}", daemon=True
         )
         self._io_thread.start()
+        if first is not None:
+            # "open" is queued here, before anything this thread may still do (a request,
+            # close()) and before the io thread reads; a listener that closes at once finds
+            # the io thread started.
+            if not self._stop.is_set():
+                self._post_event("open", OpenEvent(self, False))
+            self._gate.set()
         return self
 
     def send(self, data: object) -> None:
@@ -357,13 +365,17 @@ class Connection(DerivCalls):
                     self._state = Connection.CLOSING
                 self._cond.notify_all()
         if first:
-            if self._keepalive is not None:
-                self._keepalive.stop()
             if handshake is not None:
                 handshake.abort()
-            if link is not None:
+            if link is not None:  # first: it aborts a link stuck in a send, freeing the rest
                 link.send_close(code, reason)
-            self._fail_pending(lambda: ConnectionClosedError("closed by close()", code, reason))
+            if self._keepalive is not None:
+                self._keepalive.stop()
+            io = self._io_thread
+            if io is None or not io.is_alive():
+                # Else the io thread fails them as it ends, before it stops the dispatch
+                # thread, so that no callback can be queued after the end.
+                self._fail_pending(lambda: ConnectionClosedError("closed by close()", code, reason))
         self._join(link)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -507,9 +519,7 @@ class Connection(DerivCalls):
 
     def _io_main(self, first: Link | None) -> None:
         if first is not None:
-            # Fired here, not by connect(): a listener that closes at once then finds this
-            # thread started, and no message can come before "open".
-            self._post_event("open", OpenEvent(self, False))
+            self._gate.wait()  # until connect() has queued "open" (never long)
         try:
             self._io_loop(first)
         except Exception:  # a bug of ours: never leave a caller waiting because of it
@@ -561,9 +571,8 @@ class Connection(DerivCalls):
                 reason, self._drop_reason = reason or self._drop_reason, ""
             logger.info("connection closed: code %s %s", code, reason)
             self._subs.unbind_all()
-            self._fail_pending(
-                functools.partial(ConnectionClosedError, "the connection dropped", code, reason)
-            )
+            what = "closed by close()" if self._user_closed else "the connection dropped"
+            self._fail_pending(functools.partial(ConnectionClosedError, what, code, reason))
             self._post_close(code, reason, clean, will_reconnect)
             if not will_reconnect:
                 return

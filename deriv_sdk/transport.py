@@ -10,6 +10,7 @@ Every websocket-client exception is translated here, once, into ``ConnectError``
 from __future__ import annotations
 
 import logging
+import selectors
 import socket
 import ssl
 import threading
@@ -166,7 +167,15 @@ class Link:
             self.abort()
             return
         try:
-            self._sock.sendall(frame)
+            # The frame is small: once the socket is writable it goes out without blocking.
+            # A full send buffer (a peer that stopped reading) gets the socket shut instead.
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._sock, selectors.EVENT_WRITE)
+                writable = selector.select(wait)
+            if writable:
+                self._sock.sendall(frame)
+            else:
+                self.abort()
         except (OSError, ValueError):
             pass
         finally:

@@ -189,3 +189,36 @@ def _send_big(conn: Connection) -> None:
         conn.send("x" * (32 * 1024 * 1024))
     except (ConnectionClosedError, Exception):
         pass
+
+
+def test_close_returns_when_the_peers_window_is_full(raw_upgrading: RawServer) -> None:
+    conn = Connection(url=raw_upgrading.url, keepalive_interval=None, reconnect=False)
+    conn.connect(timeout=5)
+    sock = conn._link._sock  # type: ignore[union-attr]
+    sock.setblocking(False)  # fill the send buffer without holding the SDK's send lock
+    try:
+        while True:
+            sock.send(b"\x00" * 65536)
+    except BlockingIOError:
+        pass
+    sock.setblocking(True)
+    started = time.monotonic()
+    conn.close()
+    assert time.monotonic() - started < 3.0
+    assert conn.ready_state == Connection.CLOSED and sdk_threads() == []
+
+
+def test_open_comes_before_anything_a_blocking_connect_caller_does_next(
+    deriv_server: LocalServer,
+) -> None:
+    for _ in range(30):
+        order: list[str] = []
+        record = order.append
+        conn = Connection(url=deriv_server.url, keepalive_interval=None)
+        conn.on("open", lambda event, record=record: record("open"))
+        conn.on("close", lambda event, record=record: record("close"))
+        conn.connect(timeout=5)
+        conn.send_request({"ping": 1}, lambda result, record=record: record(type(result).__name__))
+        conn.close()
+        assert order[0] == "open" and order[-1] == "close", order
+        assert len(order) == 3  # the callback ran exactly once, answer or error
