@@ -548,8 +548,10 @@ class Connection(DerivCalls):
         self._dispatcher.stop()  # ends the dispatch thread after what is queued
 
     def _io_loop(self, link: Link | None) -> None:
-        while not self._stop.is_set():
-            if link is None:
+        while True:
+            if link is None:  # (a link in hand is read even after close(): its echo)
+                if self._stop.is_set():
+                    return
                 link = self._open_link()
             if link is None:
                 if self._stop.is_set() or not self._retry_allowed():

@@ -14,6 +14,7 @@ import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -169,13 +170,17 @@ class Link:
         try:
             # The frame is small: once the socket is writable it goes out without blocking.
             # A full send buffer (a peer that stopped reading) gets the socket shut instead.
+            deadline = time.monotonic() + wait
             with selectors.DefaultSelector() as selector:
                 selector.register(self._sock, selectors.EVENT_WRITE)
-                writable = selector.select(wait)
-            if writable:
+                # In slices: the io thread may close the socket meanwhile, and a closed
+                # descriptor silently leaves the selector.
+                while not self.closed and not selector.select(0.05):
+                    if time.monotonic() > deadline:
+                        self.abort()
+                        return
+            if not self.closed:
                 self._sock.sendall(frame)
-            else:
-                self.abort()
         except (OSError, ValueError):
             pass
         finally:
