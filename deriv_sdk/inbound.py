@@ -26,7 +26,7 @@ from .frames import (
     parse_close_payload,
 )
 from .pending import PendingTable
-from .protocol import loads
+from .protocol import Kind, classify, loads
 from .subscriptions import Stream, Subscription, SubscriptionRegistry
 from .transport import Link
 
@@ -109,50 +109,41 @@ class Inbound:
         subs: tuple[Subscription, ...] = ()
         final = False
         entry = None
-        if type(data) is dict:
-            req_id = data.get("req_id")
-            if type(req_id) is not int:  # only our own ints correlate (not true, 1.0, [1])
-                req_id = None
-            if "error" in data:
-                error = data["error"]
-                if isinstance(error, dict) and error.get("code") == "InvalidAppID":
-                    self.fatal = True
-            if req_id is not None:
-                stream = self._subs.by_req.get(req_id)
-                if stream is not None:
-                    subs, final = self._on_stream_message(stream, data)
-                # Stream updates have no pending entry: skip the table's lock for them.
-                entry = self._pending.resolve(req_id, data) if req_id in self._pending else None
-                if entry is None:
-                    sub = data.get("subscription")
-                    if stream is None and isinstance(sub, dict) and self._subs.was_ours(req_id):
-                        sub_id = sub.get("id")
-                        self._forget_id(sub_id if isinstance(sub_id, str) else None)
-                elif entry.callback is None:
-                    entry = None  # a blocking waiter: already woken
-                elif entry.inline:
-                    entry.callback(data)  # internal (keepalive): must not wait for listeners
-                    entry = None
+        kind, req_id, sub_id = classify(data)  # the envelope rules: protocol.py, pure
+        if kind is Kind.ERROR:
+            error = data["error"]
+            if isinstance(error, dict) and error.get("code") == "InvalidAppID":
+                self.fatal = True
+        if req_id is not None:
+            stream = self._subs.by_req.get(req_id)
+            if stream is not None:
+                subs, final = self._on_stream_message(stream, data, kind, sub_id)
+            # Stream updates have no pending entry: skip the table's lock for them.
+            entry = self._pending.resolve(req_id, data) if req_id in self._pending else None
+            if entry is None:
+                if stream is None and sub_id is not None and self._subs.was_ours(req_id):
+                    self._forget_id(sub_id)
+            elif entry.callback is None:
+                entry = None  # a blocking waiter: already woken
+            elif entry.inline:
+                entry.callback(data)  # internal (keepalive): must not wait for listeners
+                entry = None
         # Nothing to run on the dispatch thread (a blocking request's answer, no message
         # listener): skip the hand-off, so the waiting caller alone is woken.
         if subs or entry is not None or self._wants_messages():
             self._dispatcher.post_inbound((data, payload, subs, final, entry))
 
     def _on_stream_message(
-        self, stream: Stream, data: dict[str, Any]
+        self, stream: Stream, data: dict[str, Any], kind: Kind, sub_id: str | None
     ) -> tuple[tuple[Subscription, ...], bool]:
         """Routes a message of one of our streams; returns (handles to deliver to, final)."""
-        if "error" in data:
+        if kind is Kind.ERROR:
             error = APIError.from_response(data)
             was_running = stream.first.is_set()
             self._subs.fail(stream, error)
             if was_running:
                 self._error(error)
             return (), False
-        sub = data.get("subscription")
-        sub_id = sub.get("id") if isinstance(sub, dict) else None
-        if not isinstance(sub_id, str):
-            sub_id = None
         if not stream.first.is_set():
             self._subs.first_reply(stream, data, sub_id)
         subs = self._subs.record(stream, data)
