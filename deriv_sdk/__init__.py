@@ -17,6 +17,7 @@ from .errors import (
     InvalidStateError,
     ProtocolError,
     RequestTimeoutError,
+    RestError,
 )
 from .events import CloseEvent, ErrorEvent, Event, MessageEvent, OpenEvent
 from .subscriptions import Subscription
@@ -37,6 +38,7 @@ __all__ = [
     "OpenEvent",
     "ProtocolError",
     "RequestTimeoutError",
+    "RestError",
     "Subscription",
     "__version__",
 ]

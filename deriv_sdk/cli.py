@@ -218,16 +218,17 @@ def _connection(args: argparse.Namespace, *, stream: bool) -> Iterator[Connectio
                 _local_server(args, tokens=[token or LOCAL_TOKEN], tick_interval=1.0)
             )
             url = server.url
+        options: dict[str, Any] = {
+            "request_timeout": timeout,
+            "keepalive_interval": 30.0 if stream else None,
+            "keepalive_timeout": 10.0,
+            "reconnect": stream,
+        }
+        for name in ("app_id", "endpoint"):
+            if _opt(args, name) is not None:
+                options[name] = _opt(args, name)
         try:
-            conn = Connection(
-                _opt(args, "app_id"),
-                endpoint=_opt(args, "endpoint", "ws.derivws.com"),
-                url=url,
-                request_timeout=timeout,
-                keepalive_interval=30.0 if stream else None,
-                keepalive_timeout=10.0,
-                reconnect=stream,
-            )
+            conn = Connection(url=url, **options) if url else Connection(**options)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         stack.callback(conn.close)

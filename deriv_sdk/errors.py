@@ -8,7 +8,8 @@
     ├── ConnectionClosedError(DerivError, ConnectionError) closed while waiting; code, reason
     ├── RequestTimeoutError(DerivError, TimeoutError)      no answer in time
     ├── InvalidStateError(DerivError, RuntimeError)        wrong ready_state for the call
-    └── ProtocolError(DerivError, ValueError)              a frame that is not valid JSON
+    ├── ProtocolError(DerivError, ValueError)              a frame that is not valid JSON
+    └── RestError                status, code, message, field, retryable (the new API's REST)
 
 Builtin mixins are used where the meaning matches, so ``except ConnectionError`` or
 ``except TimeoutError`` catch ours too. Secrets never appear in these messages: an
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidStateError",
     "ProtocolError",
     "RequestTimeoutError",
+    "RestError",
 ]
 
 
@@ -159,3 +161,34 @@ class ProtocolError(DerivError, ValueError):
     def __init__(self, message: str, payload: str | bytes = b"") -> None:
         super().__init__(message)
         self.payload = payload
+
+
+class RestError(DerivError):
+    """An HTTP error reply of Deriv's REST API (the new API: accounts, OTP, health).
+
+    Attributes:
+        status: The HTTP status, e.g. 401.
+        code: Deriv's error code from ``errors[0].code`` (e.g. ``"Unauthorized"``), or None when
+            the body is not Deriv's error envelope.
+        message: Deriv's message from ``errors[0].message``, else the HTTP reason phrase.
+        field: ``errors[0].field`` when Deriv names the offending field, else None.
+        retryable: True for 429 and 5xx (retrying later may help), else False.
+    """
+
+    def __init__(
+        self, status: int, code: str | None, message: str, field: str | None = None
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retryable = status == 429 or status >= 500
+        super().__init__(status, code, message)
+
+    def __str__(self) -> str:
+        code = f" {self.code}" if self.code else ""
+        where = f" (field {self.field})" if self.field else ""
+        return f"HTTP {self.status}{code}: {self.message}{where}"
+
+    def __repr__(self) -> str:
+        return f"RestError(status={self.status!r}, code={self.code!r}, message={self.message!r})"

@@ -95,7 +95,7 @@ class CloseEvent(Event):
     Attributes:
         code: The close code (1006 for a drop without a close frame).
         reason: The close reason.
-        was_clean: True when the closing handshake completed.
+        was_clean: True when the closing handshake completed (never for 1006).
         will_reconnect: True when the SDK is about to reconnect.
     """
 
@@ -107,7 +107,7 @@ class CloseEvent(Event):
         super().__init__("close", target)
         self.code = code
         self.reason = reason
-        self.was_clean = was_clean
+        self.was_clean = was_clean and code != 1006  # 1006 means no close frame: never clean
         self.will_reconnect = will_reconnect
 
 
@@ -136,11 +136,11 @@ class ListenerRegistry:
     exceptions from ``error`` listeners, which are only logged (no recursion).
     """
 
-    def __init__(self, on_listener_error: Callable[[BaseException], None]) -> None:
+    def __init__(self, on_listener_error: Callable[[BaseException], None] | None = None) -> None:
         self._lock = threading.Lock()
         # Each entry: (listener, once).
         self._listeners: dict[str, tuple[tuple[Listener, bool], ...]] = {t: () for t in EVENT_TYPES}
-        self._on_listener_error = on_listener_error
+        self.on_listener_error = on_listener_error
 
     def add(self, type: str, listener: Listener, once: bool = False) -> None:
         check_type(type)
@@ -171,12 +171,13 @@ class ListenerRegistry:
                 continue  # another thread fired it already
             try:
                 listener(event)
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit too: the dispatch thread must live on
                 if type == "error":
                     logger.exception("an 'error' listener raised; ignored")
                 else:
                     logger.debug("a %r listener raised %r", type, exc)
-                    self._on_listener_error(exc)
+                    if self.on_listener_error is not None:
+                        self.on_listener_error(exc)
 
     def _remove_entry(self, type: str, entry: tuple[Listener, bool]) -> bool:
         with self._lock:

@@ -8,7 +8,13 @@ proxies (``transport.py``); this module only sees bytes after the handshake.
 
 ``FrameParser.feed(data)`` returns the complete messages found so far as
 ``(opcode, payload)`` pairs: data messages with fragments joined, control frames as they
-come. Violations raise ``FrameError`` with the close code the client must send.
+come. Violations raise ``FrameError`` with the close code the client must send, and with the
+messages that came before the violation in the same bytes (``FrameError.frames``): those are
+delivered first, as if the bad frame had arrived in a later read.
+
+Close frames are checked by ``parse_close_payload`` (RFC 6455 section 7.4): a one-byte payload,
+a code that may not be sent (1004-1006, 1015, anything outside 1000-4999, ...) or a reason that
+is not UTF-8 are protocol errors, never echoed back.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ __all__ = [
     "encode_close_payload",
     "encode_frame",
     "parse_close_payload",
+    "valid_close_code",
 ]
 
 OP_CONT = 0x0
@@ -47,11 +54,19 @@ DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 
 
 class FrameError(Exception):
-    """The peer broke the framing rules; the connection must close with ``code``."""
+    """The peer broke the framing rules; the connection must close with ``code``.
 
-    def __init__(self, message: str, code: int = 1002) -> None:
+    Attributes:
+        code: The close code to fail the connection with (1002, 1007 or 1009).
+        frames: The complete messages parsed before the violation, in order.
+    """
+
+    def __init__(
+        self, message: str, code: int = 1002, frames: list[tuple[int, bytes]] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.frames: list[tuple[int, bytes]] = frames if frames is not None else []
 
 
 class FrameParser:
@@ -98,6 +113,14 @@ class FrameParser:
             self._pending = []
         self._need = 0
         out: list[tuple[int, bytes]] = []
+        try:
+            self._parse(data, out)
+        except FrameError as exc:
+            exc.frames = out
+            raise
+        return out
+
+    def _parse(self, data: bytes, out: list[tuple[int, bytes]]) -> None:
         pos = 0
         end = len(data)
         max_size = self.max_size
@@ -136,7 +159,6 @@ class FrameParser:
         if pos < end:
             self._pending = [data[pos:]]
             self._buffered = end - pos
-        return out
 
     def _slow_frame(
         self, b0: int, opcode: int, payload: bytes, out: list[tuple[int, bytes]]
@@ -219,14 +241,41 @@ def encode_frame(opcode: int, payload: bytes, mask_key: bytes | None = None) -> 
     return header + key + _mask(key, payload)
 
 
-def encode_close_payload(code: int, reason: str) -> bytes:
-    """The payload of a close frame: the code, then the UTF-8 reason."""
+def valid_close_code(code: int) -> bool:
+    """Whether ``code`` may appear in a close frame (RFC 6455 7.4 and the IANA registry):
+    1000-1003, 1007-1014 and 3000-4999. 1005, 1006 and 1015 are for reporting only."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def encode_close_payload(code: int | None, reason: str = "") -> bytes:
+    """The payload of a close frame: the code, then the UTF-8 reason; ``None``: empty.
+
+    Raises:
+        ValueError: ``code`` may not be sent (see ``valid_close_code``).
+    """
+    if code is None:
+        return b""
+    if not valid_close_code(code):
+        raise ValueError(f"close code {code} may not be sent in a close frame")
     return _U16.pack(code) + reason.encode("utf-8")
 
 
 def parse_close_payload(payload: bytes) -> tuple[int, str]:
-    """Reads a close frame's payload; an empty one means 1005 (no status received)."""
-    if len(payload) < 2:
+    """Reads a close frame's payload; an empty one means 1005 (no status received).
+
+    Raises:
+        FrameError: A one-byte payload or a code that may not be sent (1002), or a reason
+            that is not valid UTF-8 (1007).
+    """
+    if not payload:
         return 1005, ""
+    if len(payload) == 1:
+        raise FrameError("close frame with a one-byte payload")
     code = _U16.unpack_from(payload, 0)[0]
-    return code, payload[2:].decode("utf-8", "replace")
+    if not valid_close_code(code):
+        raise FrameError(f"close frame with the invalid code {code}")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise FrameError("close frame whose reason is not valid UTF-8", 1007) from None
+    return code, reason

@@ -17,18 +17,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Keepalive"]
 
 logger = logging.getLogger("deriv_sdk.keepalive")
 
-# send_ping(on_answer) sends one ping and arranges for on_answer() to be called when its
-# answer arrives; it returns False when nothing could be sent.
-SendPing = Callable[[Callable[[], None]], bool]
+# send_ping(context, on_answer) sends one ping on the link ``context`` (what start() was
+# given) and arranges for on_answer() to be called when its answer arrives (on_answer is None
+# when no answer is awaited: timeout None); it returns False when nothing could be sent.
+SendPing = Callable[[Any, Callable[[], None] | None], bool]
 
 
 class Keepalive:
-    """Pings every ``interval`` seconds; calls ``on_dead()`` when a ping goes unanswered.
+    """Pings every ``interval`` seconds; calls ``on_dead(context)`` when a ping goes
+    unanswered. ``context`` (the link) is what ``start()`` was given: a timer of an older
+    start can never act on a newer link.
 
     Args:
         interval: Seconds between pings.
@@ -43,7 +47,7 @@ class Keepalive:
         interval: float,
         timeout: float | None,
         send_ping: SendPing,
-        on_dead: Callable[[], None],
+        on_dead: Callable[[Any], None],
         name: str = "deriv_sdk-keepalive",
     ) -> None:
         if interval <= 0:
@@ -62,10 +66,12 @@ class Keepalive:
         self._threads: list[threading.Timer] = []  # every timer thread maybe still running
         self._sent_at = 0.0
         self._awaiting = False
+        self._context: Any = None
 
-    def start(self) -> None:
-        """Starts pinging (first ping after one interval); restarts if already running."""
+    def start(self, context: Any = None) -> None:
+        """Starts pinging ``context`` (first ping after one interval); restarts if running."""
         with self._lock:
+            self._context = context
             self._gen += 1
             self._running = True
             self._awaiting = False
@@ -89,6 +95,17 @@ class Keepalive:
             if timer is not current:
                 timer.join(5.0)
 
+    def pause(self) -> None:
+        """Stops pinging without joining (safe from the reader thread, whatever the timer
+        threads are doing): the reader stopped reading on purpose (back-pressure), so an
+        answer could not be seen. ``start()`` begins again with a full interval."""
+        with self._lock:
+            self._gen += 1
+            self._running = False
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
     def _schedule(self, delay: float, fn: Callable[[int], None], gen: int) -> None:
         # Called with self._lock held.
         timer = threading.Timer(delay, fn, args=(gen,))
@@ -110,7 +127,10 @@ class Keepalive:
                 # Armed before sending: a send that blocks (a peer that stopped reading)
                 # counts against the deadline too.
                 self._schedule(self.timeout, self._deadline, gen)
-        sent = self._send_ping(lambda: self._answered(gen))
+            context = self._context
+        # With no timeout nothing waits for the answer: no entry piles up per ping.
+        on_answer = None if self.timeout is None else lambda: self._answered(gen)
+        sent = self._send_ping(context, on_answer)
         with self._lock:
             if gen != self._gen or not self._running:
                 return
@@ -138,5 +158,6 @@ class Keepalive:
                 return
             self._running = False
             self._timer = None
+            context = self._context
         logger.warning("no answer to the keepalive ping within %.3gs: link is dead", self.timeout)
-        self._on_dead()
+        self._on_dead(context)

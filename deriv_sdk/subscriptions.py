@@ -1,4 +1,4 @@
-"""Subscription handles, the sharing of identical streams, and their routing.
+"""Subscription handles, the sharing of identical streams, and their routing tables.
 
 One server stream (``Stream``) may feed several local ``Subscription`` handles: identical
 subscribe payloads (same ``protocol.stream_key``) share it, because Deriv answers a
@@ -7,7 +7,9 @@ handle is. Stream messages are routed by the ``req_id`` of the subscribe request
 Deriv repeats on every update; after a reconnect the same ``Stream`` is re-subscribed under
 a new ``req_id`` and gets a new server id.
 
-The registry holds no I/O: the Connection sends, and tells the registry what happened.
+The registry holds no I/O and calls no user code: callers send, tell it what happened, and
+run the ``on_end`` callbacks it returns on the dispatch thread. One lock guards it all; the
+reader thread's routing look-up (``by_req.get``) is a single atomic dict read.
 """
 
 from __future__ import annotations
@@ -16,16 +18,29 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .errors import InvalidStateError
 from .protocol import stream_key, stream_type
 
-__all__ = ["NEW_STREAM", "Stream", "Subscription", "SubscriptionRegistry"]
+__all__ = ["MAX_REMEMBERED", "Stream", "Subscription", "SubscriptionRegistry"]
 
 MessageListener = Callable[[dict[str, Any]], object]
-NEW_STREAM: Any = object()  # see SubscriptionRegistry.join
+EndListener = Callable[["Subscription"], object]
+#: Replay(sub, message): hands the stream's latest message to a joining handle; called with
+#: the registry's lock held, so that it is queued before any newer message of the stream.
+Replay = Callable[["Subscription", dict[str, Any]], None]
+
+#: How many ended stream ``req_id``s and forgotten server ids are remembered (for the
+#: messages still in flight when a stream ends); the oldest go first.
+MAX_REMEMBERED = 4096
 
 
 class Stream:
-    """One server stream and the local handles it feeds (internal)."""
+    """One server stream and the local handles it feeds (internal).
+
+    Attributes:
+        first: Set once the reply to the current subscribe request (or its failure) is known.
+        started: True once the stream ever answered (a handle was handed to the user).
+    """
 
     __slots__ = (
         "error",
@@ -35,6 +50,7 @@ class Stream:
         "last_message",
         "req_id",
         "request",
+        "started",
         "subs",
         "type",
     )
@@ -47,7 +63,8 @@ class Stream:
         self.req_id: int | None = None
         self.subs: tuple[Subscription, ...] = ()
         self.last_message: dict[str, Any] | None = None
-        self.first = threading.Event()  # set once the first reply (or failure) is known
+        self.first = threading.Event()
+        self.started = False
         self.error: BaseException | None = None
 
 
@@ -57,9 +74,12 @@ class Subscription:
     Attributes:
         request: The subscribe payload, as the caller gave it.
         listener: Called with each message dict of the stream, on the dispatch thread.
+        on_end: Called once with this handle, on the dispatch thread, when it ends for any
+            reason other than its own ``forget()`` (or None).
+        error: Why it ended: the exception, or None for a normal end (still None while active).
     """
 
-    __slots__ = ("_active", "_registry", "_stream", "listener", "request")
+    __slots__ = ("_active", "_registry", "_stream", "error", "listener", "on_end", "request")
 
     def __init__(
         self,
@@ -67,28 +87,32 @@ class Subscription:
         stream: Stream,
         request: dict[str, Any],
         listener: MessageListener,
+        on_end: EndListener | None,
     ) -> None:
         self._registry = registry
         self._stream = stream
         self.request = request
         self.listener = listener
+        self.on_end = on_end
+        self.error: BaseException | None = None
         self._active = True
 
     @property
     def id(self) -> str | None:
-        """The server's current ``subscription.id`` (it changes after a reconnect)."""
+        """The server's current ``subscription.id`` (a new one after each reconnect)."""
         return self._stream.id
 
     @property
     def active(self) -> bool:
-        """False once forgotten, or once the stream ended on the server side."""
+        """False once forgotten or ended."""
         return self._active
 
     def forget(self) -> None:
         """Stops this handle; forgets the server stream if no other handle shares it.
 
         Idempotent, non-blocking, safe from any thread and from inside a listener; no
-        message reaches ``listener`` after it returns (unless it is already running).
+        message reaches ``listener`` after it returns (unless it is already running), and
+        ``on_end`` is not called.
         """
         self._registry.release(self)
 
@@ -97,96 +121,80 @@ class Subscription:
         return f"<Subscription {self._stream.key} id={self.id!r} {state}>"
 
 
-class SubscriptionRegistry:
-    """The streams of one connection. ``on_forget(stream)`` is called (outside the lock)
-    when the last handle of a stream that the server knows is released."""
+class _Recent:
+    """A bounded set that forgets its oldest members (call with the registry lock held)."""
 
-    def __init__(self, on_forget: Callable[[Stream], None]) -> None:
+    def __init__(self) -> None:
+        self._items: dict[Any, None] = {}
+
+    def add(self, item: Any) -> None:
+        self._items[item] = None
+        if len(self._items) > MAX_REMEMBERED:
+            del self._items[next(iter(self._items))]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class SubscriptionRegistry:
+    """The streams of one connection.
+
+    Args:
+        on_abandon: Called (outside the lock) with a stream whose last handle was released
+            while the server knows it: the owner sends ``forget`` for it (``Streams.abandon``,
+            set once both exist).
+    """
+
+    def __init__(self, on_abandon: Callable[[Stream], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._by_key: dict[str, Stream] = {}
         # The reader thread reads this without the lock (dict.get is atomic in CPython).
         self.by_req: dict[int, Stream] = {}
-        self._ended_req_ids: set[int] = set()
-        self._on_forget = on_forget
+        self._ended_req_ids = _Recent()
+        self._forgotten_ids = _Recent()
+        self.on_abandon = on_abandon
+        self._closed = False
 
-    def join(self, request: dict[str, Any], listener: MessageListener) -> tuple[Subscription, Any]:
+    # -- handles ----------------------------------------------------------------------------
+
+    def join(
+        self,
+        request: dict[str, Any],
+        listener: MessageListener,
+        on_end: EndListener | None,
+        replay: Replay,
+    ) -> tuple[Subscription, bool]:
         """A new handle for ``request``: on the existing identical stream, or on a new one.
 
         Returns:
-            ``(subscription, replay)``: ``replay`` is ``NEW_STREAM`` when the caller must
-            send the subscribe request (after ``bind``); else the stream's latest message
-            for the new handle (None while the first reply is still awaited: the new handle
-            will receive it with the others).
+            ``(subscription, new)``: when ``new``, the caller must ``bind`` and send the
+            subscribe request. Else, if the stream has answered already, ``replay`` was
+            called (under the lock) with its latest message for the new handle; if not, the
+            handle gets the first reply with the others.
+
+        Raises:
+            InvalidStateError: The registry is closed (the connection has ended).
         """
         key = stream_key(request)
         with self._lock:
+            if self._closed:
+                raise InvalidStateError("the connection is closed")
             stream = self._by_key.get(key)
-            replay: Any = NEW_STREAM
+            new = stream is None
             if stream is None:
                 stream = Stream(key, {k: v for k, v in request.items() if k != "req_id"})
                 self._by_key[key] = stream
-            else:
-                replay = stream.last_message if stream.first.is_set() else None
-            sub = Subscription(self, stream, request, listener)
+            sub = Subscription(self, stream, request, listener, on_end)
             stream.subs = (*stream.subs, sub)
-        return sub, replay
-
-    def record(self, stream: Stream, message: dict[str, Any]) -> tuple[Subscription, ...]:
-        """Notes ``message`` as the stream's latest; returns the handles to deliver it to.
-
-        Under the lock, so that a handle joining now gets the message either from this
-        delivery or as its replay, never both and never neither.
-        """
-        with self._lock:
-            stream.last_message = message
-            return stream.subs
-
-    def bind(self, stream: Stream, req_id: int) -> bool:
-        """Routes messages carrying ``req_id`` to ``stream`` (before the request is sent).
-
-        Returns False (and binds nothing) when the stream has ended meanwhile.
-        """
-        with self._lock:
-            if self._by_key.get(stream.key) is not stream:
-                return False
-            if stream.req_id is not None:
-                self.by_req.pop(stream.req_id, None)
-            stream.req_id = req_id
-            self.by_req[req_id] = stream
-            return True
-
-    def first_reply(self, stream: Stream, message: dict[str, Any], sub_id: str | None) -> None:
-        """Records the stream's first reply (its server id)."""
-        stream.id = sub_id
-        stream.last_message = message
-        stream.error = None
-        stream.first.set()
-
-    def fail(self, stream: Stream, error: BaseException) -> list[Subscription]:
-        """Ends ``stream`` and all its handles with ``error``; returns the handles."""
-        stream.error = error
-        subs = self.end(stream)
-        stream.first.set()
-        return subs
-
-    def end(self, stream: Stream) -> list[Subscription]:
-        """Ends ``stream`` locally (no forget is sent); returns the handles it had."""
-        with self._lock:
-            return self._end_locked(stream)
-
-    def _end_locked(self, stream: Stream) -> list[Subscription]:
-        if self._by_key.get(stream.key) is stream:
-            del self._by_key[stream.key]
-        if stream.req_id is not None and self.by_req.get(stream.req_id) is stream:
-            del self.by_req[stream.req_id]
-            self._remember_ended(stream.req_id)
-        subs, stream.subs = stream.subs, ()
-        for sub in subs:
-            sub._active = False
-        return list(subs)
+            if not new and stream.first.is_set() and stream.last_message is not None:
+                replay(sub, stream.last_message)
+        return sub, new
 
     def release(self, sub: Subscription) -> None:
-        """Ends one handle; the stream too when it was the last (see ``on_forget``).
+        """Ends one handle (no ``on_end``); the stream too when it was the last.
 
         One lock section: a ``join`` of the same key either shares the stream before it
         ends, or starts a new one after; it never attaches to a dying stream.
@@ -200,18 +208,118 @@ class SubscriptionRegistry:
             if stream.subs:
                 return
             self._end_locked(stream)
-        if stream.id is not None:
-            self._on_forget(stream)
+            abandoned = stream.id is not None
+            if abandoned:
+                self._forgotten_ids.add(stream.id)
+        if abandoned and self.on_abandon is not None:
+            self.on_abandon(stream)
 
-    def _remember_ended(self, req_id: int) -> None:
-        # Called with the lock held. Bounded: only recent ends matter (messages in flight).
-        if len(self._ended_req_ids) > 4096:
-            self._ended_req_ids.clear()
-        self._ended_req_ids.add(req_id)
+    # -- routing ------------------------------------------------------------------------------
+
+    def bind(self, stream: Stream, req_id: int) -> bool:
+        """Routes messages carrying ``req_id`` to ``stream`` (before the request is sent).
+
+        Returns False (and binds nothing) when the stream has ended meanwhile.
+        """
+        with self._lock:
+            if self._by_key.get(stream.key) is not stream:
+                return False
+            if stream.req_id is not None:
+                self.by_req.pop(stream.req_id, None)
+            stream.req_id = req_id
+            stream.first.clear()
+            self.by_req[req_id] = stream
+            return True
+
+    def record(
+        self, stream: Stream, message: dict[str, Any], sub_id: str | None
+    ) -> tuple[Subscription, ...]:
+        """Notes a message of ``stream`` as its latest; returns the handles to deliver it to.
+
+        The first reply to a subscribe request also sets the stream's server id. Under the
+        lock, so that a handle joining now gets the message either from this delivery or as
+        its replay, never both and never neither.
+        """
+        with self._lock:
+            if not stream.first.is_set():
+                stream.id = sub_id
+                stream.error = None
+                stream.started = True
+                stream.first.set()
+            stream.last_message = message
+            return stream.subs
+
+    def end(self, stream: Stream, error: BaseException | None = None) -> list[Subscription]:
+        """Ends ``stream`` locally (no forget is sent) with ``error`` (None: a normal end).
+
+        Returns:
+            The handles whose ``on_end`` the caller must call, on the dispatch thread, after
+            anything of the stream already queued: those of a stream that had started (a
+            subscribe that fails at once raises instead). Their ``error`` is set.
+        """
+        with self._lock:
+            stream.error = error
+            subs = self._end_locked(stream)
+            stream.first.set()
+            if not stream.started:
+                return []
+            for sub in subs:
+                sub.error = error
+            return [s for s in subs if s.on_end is not None]
+
+    def _end_locked(self, stream: Stream) -> list[Subscription]:
+        if self._by_key.get(stream.key) is stream:
+            del self._by_key[stream.key]
+        if stream.req_id is not None and self.by_req.get(stream.req_id) is stream:
+            del self.by_req[stream.req_id]
+            self._ended_req_ids.add(stream.req_id)
+        subs, stream.subs = stream.subs, ()
+        for sub in subs:
+            sub._active = False
+        return list(subs)
 
     def was_ours(self, req_id: int) -> bool:
-        """True when ``req_id`` belonged to a stream that has ended here."""
+        """True when ``req_id`` belonged to a stream that has ended here recently."""
         return req_id in self._ended_req_ids
+
+    def claim_forget(self, sub_id: str) -> bool:
+        """True the first time for ``sub_id``: the caller then sends its ``forget``."""
+        with self._lock:
+            if sub_id in self._forgotten_ids:
+                return False
+            self._forgotten_ids.add(sub_id)
+            return True
+
+    def mark_forgotten(self, ids: Iterable[str]) -> None:
+        """Remembers server ids forgotten by an explicit ``forget``/``forget_all``."""
+        with self._lock:
+            for sub_id in ids:
+                self._forgotten_ids.add(sub_id)
+
+    def unbind_all(self) -> None:
+        """The link dropped: forgets every routing; live streams wait to be re-subscribed."""
+        with self._lock:
+            for req_id in self.by_req:
+                self._ended_req_ids.add(req_id)
+            self.by_req.clear()
+            for stream in self._by_key.values():
+                stream.req_id = None
+                stream.first.clear()
+
+    def close(self, error: BaseException | None) -> list[Subscription]:
+        """Ends every stream (the connection ended for good); nothing can join afterwards.
+
+        Returns the handles whose ``on_end`` must run (as ``end``).
+        """
+        with self._lock:
+            self._closed = True
+            streams = list(self._by_key.values())
+        out: list[Subscription] = []
+        for stream in streams:
+            out.extend(self.end(stream, error))
+        return out
+
+    # -- queries ------------------------------------------------------------------------------
 
     def streams(self) -> list[Stream]:
         """Every live stream."""
@@ -223,12 +331,3 @@ class SubscriptionRegistry:
         id_set, type_set = set(ids), set(types)
         with self._lock:
             return [s for s in self._by_key.values() if s.id in id_set or s.type in type_set]
-
-    def unbind_all(self) -> None:
-        """Forgets every routing (the connection dropped; streams wait for re-subscribe)."""
-        with self._lock:
-            for req_id in self.by_req:
-                self._remember_ended(req_id)
-            self.by_req.clear()
-            for stream in self._by_key.values():
-                stream.req_id = None

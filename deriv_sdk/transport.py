@@ -1,16 +1,20 @@
-"""The wire: the only module that imports ``websocket`` (websocket-client).
+"""The opening handshake: the only module that imports ``websocket`` (websocket-client).
 
-websocket-client does what it does well: URL parsing, DNS, proxies, TLS and the HTTP
-upgrade handshake. After the handshake we own the socket: frames are parsed by
-``frames.FrameParser`` from large buffered reads and built by ``frames.encode_frame``.
-Every websocket-client exception is translated here, once, into ``ConnectError``
-(``raise ... from exc``), so none reaches the user.
+websocket-client does what it does well: URL parsing, proxy settings from the environment,
+the proxy ``CONNECT`` tunnel, the upgrade request's headers and the check of the server's
+answer (``Sec-WebSocket-Accept``). The socket I/O is ours, so that the whole opening is
+bounded by one deadline (websocket-client applies its timeout per socket operation: a server
+trickling its answer one byte at a time could hold it forever) and can be aborted from another
+thread in every phase (DNS, TCP, TLS, the HTTP upgrade). After the handshake the socket is
+``link.Link``'s. Every websocket-client exception is translated here, once, into
+``ConnectError`` (``raise ... from exc``), so none reaches the user.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-import selectors
 import socket
 import ssl
 import threading
@@ -19,23 +23,27 @@ from collections.abc import Mapping
 from typing import Any
 
 import websocket
+from websocket import _handshake as ws_handshake
+from websocket import _http as ws_http
+from websocket import _socket as ws_socket
+from websocket import _url as ws_url
 
-from .errors import ConnectError, ConnectionClosedError
-from .frames import OP_CLOSE, encode_close_payload, encode_frame
+from .errors import ConnectError
+from .link import shutdown
+from .urls import host_of
 
-__all__ = ["Handshake", "Link"]
+__all__ = ["Handshake", "default_context"]
 
 logger = logging.getLogger("deriv_sdk.transport")
 
-RECV_SIZE = 256 * 1024
-FIRST_RECV_SIZE = 16 * 1024
-
+MAX_HEAD = 64 * 1024  # the most bytes of HTTP response head we read before giving up
+MAX_BODY = 16 * 1024  # of an error response's body (for Deriv's JSON message)
 
 _context_lock = threading.Lock()
 _context: ssl.SSLContext | None = None
 
 
-def _default_context() -> ssl.SSLContext:
+def default_context() -> ssl.SSLContext:
     """The verifying TLS context, made once: loading the CA store costs ~20 ms and ~150 KiB,
     too much to pay per connection (an SSLContext is safe to share between threads)."""
     global _context
@@ -45,33 +53,17 @@ def _default_context() -> ssl.SSLContext:
         return _context
 
 
-def _describe(exc: BaseException) -> tuple[str, int | None]:
-    """A user-facing reason for a failed connect, and the HTTP status if there was one."""
-    if isinstance(exc, websocket.WebSocketBadStatusException):
-        status = int(exc.status_code)
-        text = f" {exc.status_message}" if exc.status_message else ""
-        return f"handshake rejected with HTTP {status}{text}", status
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed: {exc.verify_message or exc}", None
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc}", None
-    if isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException)):
-        return "timed out", None
-    if isinstance(exc, websocket.WebSocketAddressException):
-        return f"cannot resolve the host: {exc}", None
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused", None
-    if isinstance(exc, (websocket.WebSocketConnectionClosedException, ConnectionResetError)):
-        return "the server closed the connection during the handshake", None
-    return f"{type(exc).__name__}: {exc}", None
+class _Aborted(Exception):
+    pass
 
 
 class Handshake:
-    """One attempt to open a WebSocket; ``abort()`` from another thread ends it early.
+    """One attempt to open a WebSocket, within one deadline; ``abort()`` ends it early.
 
     Args:
-        url: The ``ws://`` or ``wss://`` URL.
-        timeout: Seconds for DNS, TCP, TLS and the HTTP upgrade together (per step).
+        url: The ``ws://`` or ``wss://`` URL (it may hold secrets: it never reaches a
+            message, only its host does).
+        deadline: ``time.monotonic()`` by which DNS, TCP, TLS and the upgrade are done.
         headers: Extra handshake headers.
         ssl_context: The TLS context for ``wss://`` (certificates are always verified
             unless the caller's own context says otherwise).
@@ -81,137 +73,252 @@ class Handshake:
         self,
         url: str,
         *,
-        timeout: float,
+        deadline: float,
         headers: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
-        self.timeout = timeout
+        self.deadline = deadline
         self.headers = dict(headers or {})
-        sslopt = None
-        if url.startswith("wss://"):
-            sslopt = {"context": ssl_context if ssl_context is not None else _default_context()}
-        # websocket-client is untyped: keep it behind Any, at this one boundary.
-        self._ws: Any = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
-        self._aborted = threading.Event()
+        self.ssl_context = ssl_context
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None  # the socket being opened, for abort()
+        self._aborted = False
+        self._wake = threading.Event()  # set by abort() (and by the resolver when done)
 
-    def run(self) -> socket.socket:
-        """Opens the connection; returns the socket, blocking, ready for frames.
-
-        Raises:
-            ConnectError: For any failure (with ``status`` for an HTTP rejection).
-        """
-        try:
-            self._ws.connect(self.url, timeout=self.timeout, header=self.headers)
-        except Exception as exc:
-            self._ws.shutdown()
-            if self._aborted.is_set():
-                raise ConnectError("connect aborted by close()") from exc
-            reason, status = _describe(exc)
-            host = self.url.split("//", 1)[-1].split("/", 1)[0]
-            raise ConnectError(f"cannot connect to {host}: {reason}", status=status) from exc
-        sock: socket.socket = self._ws.sock
-        if self._aborted.is_set():
-            self._ws.shutdown()
-            raise ConnectError("connect aborted by close()")
-        sock.settimeout(None)
-        return sock
+    # -- any thread --------------------------------------------------------------------
 
     def abort(self) -> None:
-        """Wakes a ``run()`` blocked in the HTTP upgrade (DNS, TCP connect and the TLS
-        handshake are bounded by the timeout only)."""
-        self._aborted.set()
-        # Not websocket-client's abort(): it does nothing until the upgrade has succeeded.
-        sock = self._ws.sock
+        """Ends ``run()`` at once, in whatever phase it is."""
+        with self._lock:
+            self._aborted = True
+            sock = self._sock
+        self._wake.set()
+        shutdown(sock)
+
+    # -- the connecting thread ---------------------------------------------------------------
+
+    def run(self) -> tuple[socket.socket, bytes]:
+        """Opens the connection; returns the socket (blocking, ready for frames) and the
+        bytes that arrived after the server's HTTP head (frames already sent).
+
+        Raises:
+            ConnectError: For any failure (``status`` for an HTTP rejection).
+        """
+        where = host_of(self.url)
+        try:
+            return self._run()
+        except ConnectError:
+            self._close()
+            raise
+        except _Aborted:
+            self._close()
+            raise ConnectError(f"cannot connect to {where}: aborted by close()") from None
+        except BaseException as exc:
+            self._close()
+            if self._aborted:
+                raise ConnectError(f"cannot connect to {where}: aborted by close()") from exc
+            reason = _describe(exc)
+            raise ConnectError(f"cannot connect to {where}: {reason}") from exc
+
+    def _remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if self._aborted:
+            raise _Aborted
+        if left <= 0:
+            raise TimeoutError("timed out")
+        return left
+
+    def _close(self) -> None:
+        with self._lock:
+            sock, self._sock = self._sock, None
         if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _adopt(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            aborted = self._aborted
+        if aborted:
+            raise _Aborted
+
+    def _run(self) -> tuple[socket.socket, bytes]:
+        hostname, port, resource, is_secure = ws_url.parse_url(self.url)
+        proxy_host, proxy_port, proxy_auth = ws_url.get_proxy_info(hostname, is_secure)
+        if proxy_host:
+            addrinfo = self._resolve(proxy_host, int(proxy_port or 80))
+        else:
+            addrinfo = self._resolve(hostname, port)
+        sock = self._connect(addrinfo)
+        if proxy_host:
+            sock.settimeout(self._remaining())
+            ws_http._tunnel(sock, hostname, port, proxy_auth)
+        if is_secure:
+            context = self.ssl_context or default_context()
+            sock.settimeout(self._remaining())
+            tls = context.wrap_socket(sock, server_hostname=hostname, do_handshake_on_connect=False)
+            self._adopt(tls)
+            tls.settimeout(self._remaining())
+            tls.do_handshake()
+            sock = tls
+        leftover = self._upgrade(sock, hostname, port, resource)
+        self._remaining()  # aborted meanwhile?
+        sock.settimeout(None)
+        with self._lock:
+            self._sock = None  # handed over: no longer ours to close
+        return sock, leftover
+
+    def _resolve(self, host: str, port: int) -> list[Any]:
+        try:  # an IP address needs no resolver (and no thread)
+            return socket.getaddrinfo(
+                host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_NUMERICHOST
+            )
+        except socket.gaierror:
+            pass
+        # getaddrinfo cannot be interrupted: run it aside, so that the deadline and abort()
+        # hold. The thread ends when the OS resolver returns.
+        result: list[Any] = []
+        failure: list[BaseException] = []
+
+        def lookup() -> None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+                result.extend(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                self._wake.set()
 
+        threading.Thread(target=lookup, name="deriv_sdk-resolve", daemon=True).start()
+        while not (result or failure):
+            self._wake.wait(self._remaining())
+            self._remaining()
+        if failure:
+            raise failure[0]
+        return result
 
-class Link:
-    """An open WebSocket after the handshake: sends frames, reads raw bytes.
+    def _connect(self, addrinfo: list[Any]) -> socket.socket:
+        error: OSError | None = None
+        for family, socktype, proto, _, address in addrinfo:
+            sock = socket.socket(family, socktype, proto)
+            for option in ws_socket.DEFAULT_SOCKET_OPTION:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(*option)
+            self._adopt(sock)
+            try:
+                sock.settimeout(self._remaining())
+                sock.connect(address)
+                return sock
+            except (ConnectionRefusedError, OSError) as exc:
+                if self._aborted or isinstance(exc, TimeoutError):
+                    raise
+                error = exc
+                self._close()
+        raise error or OSError("no address to connect to")
 
-    ``send_frame`` is safe from any thread (one send lock); ``recv`` belongs to the reader
-    thread; ``abort`` from any thread wakes a blocked ``recv``.
-    """
+    def _upgrade(self, sock: socket.socket, hostname: str, port: int, resource: str) -> bytes:
+        lines, key = ws_handshake._get_handshake_headers(
+            resource, self.url, hostname, port, {"header": self.headers}
+        )
+        sock.settimeout(self._remaining())
+        sock.sendall("\r\n".join(lines).encode("utf-8"))
+        head = bytearray()
+        while True:
+            end = head.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(head) > MAX_HEAD:
+                raise ConnectError(
+                    f"cannot connect to {host_of(self.url)}: the server's HTTP head is too long"
+                )
+            sock.settimeout(self._remaining())
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionResetError("the server closed the connection during the handshake")
+            head += chunk
+        status, reason, headers = _parse_head(bytes(head[:end]))
+        rest = bytes(head[end + 4 :])
+        if status != 101:
+            body = self._read_body(sock, headers, rest)
+            raise ConnectError(
+                f"cannot connect to {host_of(self.url)}: handshake rejected with HTTP "
+                f"{status}{' ' + reason if reason else ''}{_body_message(body)}",
+                status=status,
+            )
+        ok, _ = ws_handshake._validate(headers, key, None)
+        if not ok:
+            raise ConnectError(
+                f"cannot connect to {host_of(self.url)}: the server's upgrade answer is not a "
+                "valid WebSocket handshake"
+            )
+        return rest
 
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._send_lock = threading.Lock()
-        self._buffer = bytearray(FIRST_RECV_SIZE)
-        self._view = memoryview(self._buffer)
-        self.closed = False
-
-    def send_frame(self, opcode: int, payload: bytes) -> None:
-        """Sends one whole frame.
-
-        Raises:
-            ConnectionClosedError: The socket is closed or broke while sending.
-        """
-        frame = encode_frame(opcode, payload)
+    def _read_body(self, sock: socket.socket, headers: dict[str, str], body: bytes) -> bytes:
         try:
-            with self._send_lock:
-                self._sock.sendall(frame)
-        except (OSError, ValueError) as exc:
-            raise ConnectionClosedError(f"send failed: {exc}") from exc
+            length = min(int(headers.get("content-length", "0")), MAX_BODY)
+        except ValueError:
+            return body[:MAX_BODY]
+        chunks = bytearray(body)
+        with contextlib.suppress(OSError, TimeoutError, _Aborted):
+            while len(chunks) < length:
+                sock.settimeout(min(self._remaining(), 1.0))
+                chunk = sock.recv(length - len(chunks))
+                if not chunk:
+                    break
+                chunks += chunk
+        return bytes(chunks[:length])
 
-    def send_close(self, code: int, reason: str, wait: float = 1.0) -> None:
-        """Sends a close frame; errors are ignored (the link may be gone already).
 
-        When another send holds the lock for ``wait`` seconds (a peer that stopped reading),
-        the socket is shut down instead, which also wakes that blocked send.
-        """
-        frame = encode_frame(OP_CLOSE, encode_close_payload(code, reason))
-        if not self._send_lock.acquire(timeout=wait):
-            self.abort()
-            return
-        try:
-            # The frame is small: once the socket is writable it goes out without blocking.
-            # A full send buffer (a peer that stopped reading) gets the socket shut instead.
-            deadline = time.monotonic() + wait
-            with selectors.DefaultSelector() as selector:
-                selector.register(self._sock, selectors.EVENT_WRITE)
-                # In slices: the io thread may close the socket meanwhile, and a closed
-                # descriptor silently leaves the selector.
-                while not self.closed and not selector.select(0.05):
-                    if time.monotonic() > deadline:
-                        self.abort()
-                        return
-            if not self.closed:
-                self._sock.sendall(frame)
-        except (OSError, ValueError):
-            pass
-        finally:
-            self._send_lock.release()
+def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = head.decode("latin-1")
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ", 2)
+    try:
+        status = int(parts[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"invalid HTTP status line {lines[0][:80]!r}") from None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return status, parts[2] if len(parts) > 2 else "", headers
 
-    def recv(self) -> bytes:
-        """Reads what has arrived (up to 256 KiB); ``b""`` once the peer or abort() ended it."""
-        try:
-            n = self._sock.recv_into(self._buffer)
-        except (OSError, ValueError) as exc:
-            logger.debug("recv ended: %r", exc)
-            return b""
-        # Copies only what arrived: recv(RECV_SIZE) would allocate 256 KiB per call.
-        data = self._view[:n].tobytes()
-        if n == len(self._buffer) < RECV_SIZE:
-            # A full read: this link streams. Grow, so one read takes hundreds of frames
-            # (an idle or request-response link keeps the small buffer and its memory).
-            self._buffer = bytearray(RECV_SIZE)
-            self._view = memoryview(self._buffer)
-        return data
 
-    def abort(self) -> None:
-        """Shuts the socket down: a blocked ``recv`` returns at once. Safe from any thread."""
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+def _body_message(body: bytes) -> str:
+    """Deriv's message from an error body (``errors[0].message``), else its first line."""
+    if not body:
+        return ""
+    try:
+        data = json.loads(body)
+        message = data["errors"][0]["message"]
+        if isinstance(message, str) and message:
+            return f": {message[:200]}"
+    except (ValueError, KeyError, IndexError, TypeError):
+        pass
+    line = body.decode("utf-8", "replace").strip().splitlines()
+    return f": {line[0][:100]}" if line and line[0].isprintable() else ""
 
-    def close(self) -> None:
-        """Releases the socket. Idempotent."""
-        if not self.closed:
-            self.closed = True
-            self.abort()
-            self._sock.close()
+
+def _describe(exc: BaseException) -> str:
+    """A user-facing reason for a failed connect."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {exc.verify_message or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, (TimeoutError, websocket.WebSocketTimeoutException)):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host: {exc.strerror or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, websocket.WebSocketProxyException):
+        return f"proxy error: {exc}"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return "the server closed the connection during the handshake"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"

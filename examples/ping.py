@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
         server = LocalServer().start()
     try:
-        conn = Connection(app_id=1089, url=server.url if server else args.url)
+        url = server.url if server else args.url
+        conn = Connection(url=url) if url else Connection(app_id=1089)
         # Listeners run on the SDK's dispatch thread, one at a time.
         conn.on("open", lambda event: conn.send({"ping": 1}))  # ws.send(JSON.stringify(...))
 

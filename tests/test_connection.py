@@ -87,8 +87,9 @@ def test_url_is_built_like_derivs_sdks(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_constructor_arguments_raise_value_error() -> None:
     with pytest.raises(ValueError, match="ws://"):
         Connection(url="http://example.com/")
-    with pytest.raises(ValueError, match="app_id"):
-        Connection("abc")
+    for extra in ({"app_id": 1089}, {"endpoint": "x"}, {"language": "EN"}, {"brand": "deriv"}):
+        with pytest.raises(ValueError, match="url= replaces the whole URL"):
+            Connection(url="ws://example.com/", **extra)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Connection(request_timeout=0)
     with pytest.raises(ValueError):
@@ -467,7 +468,22 @@ def test_ctrl_c_in_wait_closes_and_reraises(deriv_server: LocalServer) -> None:
         f"conn = Connection(url={deriv_server.url!r}, keepalive_interval=None)\n"
         "conn.on('close', lambda e: print('closed', e.code, e.will_reconnect, flush=True))\n"
         "conn.connect(timeout=5)\n"
-        "print('ready', flush=True)\n"
+        # "ready" only once the main thread is inside wait(): a SIGINT before that would
+        # land outside the code under test (the cause of this test's old flakiness).
+        "import threading, time\n"
+        "def inside_wait():\n"
+        "    frame = sys._current_frames().get(threading.main_thread().ident)\n"
+        "    while frame is not None:\n"
+        "        if frame.f_code.co_name == 'wait' and 'connection' in frame.f_code.co_filename:\n"
+        "            return True\n"
+        "        frame = frame.f_back\n"
+        "    return False\n"
+        "def announce():\n"
+        "    deadline = time.monotonic() + 5\n"
+        "    while not inside_wait() and time.monotonic() < deadline:\n"
+        "        time.sleep(0.001)\n"
+        "    print('ready', flush=True)\n"
+        "threading.Thread(target=announce, daemon=True).start()\n"
         "try:\n"
         "    conn.wait()\n"
         "except KeyboardInterrupt:\n"

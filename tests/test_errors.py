@@ -60,6 +60,7 @@ def test_errors_all() -> None:
         "InvalidStateError",
         "ProtocolError",
         "RequestTimeoutError",
+        "RestError",
     ]
 
 
@@ -148,6 +149,7 @@ PUBLIC = [
     "OpenEvent",
     "ProtocolError",
     "RequestTimeoutError",
+    "RestError",
     "Subscription",
     "__version__",
 ]

@@ -18,6 +18,7 @@ import pytest
 
 from deriv_sdk import Connection
 from deriv_sdk.testing import LocalServer
+from tests.wsserver import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -133,7 +134,8 @@ def test_request_main(deriv_server: LocalServer, capsys: Any) -> None:
 def test_ticks_main(deriv_server: LocalServer, capsys: Any) -> None:
     out = run_main("ticks", capsys, "R_100", "--count", "4", "--url", deriv_server.url)
     assert len([line for line in out if re.fullmatch(TICK, line)]) == 4
-    assert any(r.get("forget") for r in deriv_server.requests)
+    # The server records a request on its own thread: wait for it (the client is done).
+    assert wait_until(lambda: any(r.get("forget") for r in deriv_server.requests))
 
 
 def test_trade_main(

@@ -24,6 +24,7 @@ from deriv_sdk.frames import (
     encode_close_payload,
     encode_frame,
     parse_close_payload,
+    valid_close_code,
 )
 
 LENGTHS = [0, 1, 125, 126, 127, 65535, 65536, 70000]
@@ -177,8 +178,46 @@ def test_close_payload_empty_means_1005() -> None:
     assert parse_close_payload(b"") == (1005, "")
 
 
-def test_close_payload_bad_utf8_is_replaced() -> None:
-    assert parse_close_payload(b"\x03\xe9\xff") == (1001, "\ufffd")
+def test_close_payload_bad_utf8_reason_is_a_1007_error() -> None:
+    # Regression: an invalid UTF-8 reason was accepted (decoded with replacement).
+    with pytest.raises(FrameError) as info:
+        parse_close_payload(b"\x03\xe9\xff")
+    assert info.value.code == 1007
+
+
+def test_close_payload_of_one_byte_is_a_1002_error() -> None:
+    with pytest.raises(FrameError) as info:
+        parse_close_payload(b"\x03")
+    assert info.value.code == 1002
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
+def test_close_payload_with_a_code_that_may_not_be_sent_is_a_1002_error(code: int) -> None:
+    # Regression: forbidden codes were accepted as clean closes (and echoed on the wire).
+    with pytest.raises(FrameError) as info:
+        parse_close_payload(code.to_bytes(2, "big") + b"x")
+    assert info.value.code == 1002
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999])
+def test_close_payload_valid_codes(code: int) -> None:
+    assert valid_close_code(code)
+    assert parse_close_payload(encode_close_payload(code, "é")) == (code, "é")
+
+
+@pytest.mark.parametrize("code", [1005, 1006, 1015, 999])
+def test_codes_for_reporting_only_are_never_encoded(code: int) -> None:
+    with pytest.raises(ValueError):
+        encode_close_payload(code)
+    assert encode_close_payload(None) == b""
+
+
+def test_frames_before_a_violation_are_kept_on_the_error() -> None:
+    # Regression: frames parsed in the same read just before a protocol violation were
+    # thrown away instead of delivered.
+    good = server_frame(OP_TEXT, b"one") + server_frame(OP_TEXT, b"two")
+    error = _error(good + server_frame(OP_TEXT, b"bad", mask=KEY))
+    assert error.frames == [(OP_TEXT, b"one"), (OP_TEXT, b"two")]
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -24,11 +24,13 @@ class FakePing:
         self.pings: queue.Queue[Callable[[], None]] = queue.Queue()
         self.count = 0
         self.threads: list[threading.Thread] = []
+        self.contexts: list[object] = []
 
-    def __call__(self, on_answer: Callable[[], None]) -> bool:
+    def __call__(self, context: object, on_answer: Callable[[], None] | None) -> bool:
         self.count += 1
+        self.contexts.append(context)
         self.threads.append(threading.current_thread())
-        self.pings.put(on_answer)
+        self.pings.put(on_answer or (lambda: None))
         return self.sent
 
     def next(self) -> Callable[[], None]:
@@ -38,10 +40,12 @@ class FakePing:
 class Dead:
     def __init__(self) -> None:
         self.calls = 0
+        self.contexts: list[object] = []
         self.event = threading.Event()
 
-    def __call__(self) -> None:
+    def __call__(self, context: object) -> None:
         self.calls += 1
+        self.contexts.append(context)
         self.event.set()
 
 
@@ -112,7 +116,7 @@ def test_on_dead_runs_on_a_timer_thread(made: list[Keepalive]) -> None:
     where: list[str] = []
     done = threading.Event()
 
-    def on_dead() -> None:
+    def on_dead(context: object) -> None:
         where.append(threading.current_thread().name)
         done.set()
 
@@ -188,7 +192,7 @@ def test_stop_called_during_send_ping(made: list[Keepalive]) -> None:
     calls = []
     holder: list[Keepalive] = []
 
-    def send_ping(on_answer: Callable[[], None]) -> bool:
+    def send_ping(context: object, on_answer: Callable[[], None] | None) -> bool:
         calls.append(on_answer)
         holder[0].stop()  # from the timer thread itself: must not join itself
         return True
@@ -227,9 +231,10 @@ def test_answer_before_send_ping_returns_keeps_one_ping_chain(
     # The reader thread may report the pong before send_ping() has returned.
     times: queue.Queue[float] = queue.Queue()
 
-    def send_ping(on_answer: Callable[[], None]) -> bool:
+    def send_ping(context: object, on_answer: Callable[[], None] | None) -> bool:
         times.put(time.monotonic())
-        on_answer()
+        if on_answer is not None:
+            on_answer()
         return True
 
     ka = make(made, 0.05, timeout, send_ping, Dead())  # type: ignore[arg-type]
@@ -272,7 +277,7 @@ def test_no_timer_thread_alive_when_stop_returns(made: list[Keepalive]) -> None:
     release = threading.Event()
     joined: list[threading.Thread] = []
 
-    def send_ping(on_answer: Callable[[], None]) -> bool:
+    def send_ping(context: object, on_answer: Callable[[], None] | None) -> bool:
         me = threading.current_thread()
         real_join = me.join
 
@@ -316,3 +321,39 @@ def test_default_thread_name() -> None:
     finally:
         ka.stop()
     assert keepalive_threads() == []
+
+
+def test_the_context_of_start_reaches_send_ping_and_on_dead(made: list[Keepalive]) -> None:
+    ping, dead = FakePing(), Dead()
+    ka = make(made, 0.02, 0.02, ping, dead)
+    link = object()
+    ka.start(link)
+    ping.next()  # never answered
+    assert dead.event.wait(WAIT)
+    assert ping.contexts == [link] and dead.contexts == [link]
+
+
+def test_timeout_none_awaits_no_answer(made: list[Keepalive]) -> None:
+    # No timeout: send_ping gets no on_answer, so nothing is registered per ping.
+    seen: queue.Queue[object] = queue.Queue()
+
+    def send_ping(context: object, on_answer: Callable[[], None] | None) -> bool:
+        seen.put(on_answer)
+        return True
+
+    ka = make(made, 0.02, None, send_ping, Dead())  # type: ignore[arg-type]
+    ka.start()
+    assert [seen.get(timeout=WAIT) for _ in range(3)] == [None, None, None]
+
+
+def test_pause_cancels_the_deadline_and_start_resumes(made: list[Keepalive]) -> None:
+    ping, dead = FakePing(), Dead()
+    ka = make(made, 0.02, 0.05, ping, dead)
+    ka.start()
+    ping.next()  # sent, never answered: the deadline is armed
+    ka.pause()  # the reader paused reading: the answer could not be seen
+    time.sleep(0.15)  # only to show that nothing happens
+    assert dead.calls == 0 and ping.count == 1
+    ka.start()
+    ping.next()()  # pinging again after one interval
+    ping.next()

@@ -14,15 +14,42 @@ PACKAGE = Path(deriv_sdk.__file__).parent
 ROOT = PACKAGE.parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
-PURE = [
-    "protocol.py",
-    "frames.py",
-    "pending.py",
-    "backoff.py",
-    "events.py",
-    "keepalive.py",
-    "subscriptions.py",
-]
+# The layers of the client side, lowest first. A module imports only from its own layer or
+# below (``test_layers_only_import_downwards``); ``testing/`` is apart: it never imports the
+# client side at all.
+LAYERS: dict[str, int] = {
+    # 0: pure logic (no socket, no websocket-client; threads only as locks and timers)
+    "errors": 0,
+    "urls": 0,
+    "frames": 0,
+    "protocol": 0,
+    "backoff": 0,
+    "events": 0,
+    "pending": 0,
+    "keepalive": 0,
+    "subscriptions": 0,
+    "lifecycle": 0,
+    # 1: the wire (only transport imports websocket-client)
+    "link": 1,
+    "transport": 1,
+    "rest": 1,
+    # 2: the parts of a connection, each handed its collaborators
+    "dispatch": 2,
+    "outbound": 2,
+    "inbound": 2,
+    "streams": 2,
+    "reader": 2,
+    "endpoint": 2,
+    "runner": 2,
+    # 3: the public surface
+    "options": 3,
+    "connection": 3,
+    "__init__": 3,
+    # 4: programs
+    "cli": 4,
+    "__main__": 4,
+}
+PURE = sorted(f"{name}.py" for name, layer in LAYERS.items() if layer == 0)
 PRINT_ALLOWED = {"testing/__main__.py", "cli.py", "__main__.py"}
 
 
@@ -135,3 +162,37 @@ def test_print_detection() -> None:
 @pytest.mark.parametrize("path", [p for p in MODULES if rel(p) not in PRINT_ALLOWED], ids=rel)
 def test_no_print(path: Path) -> None:
     assert print_calls(path) == [], f"{rel(path)} calls print(); use logging"
+
+
+def layer_of(module: str) -> int | None:
+    """The layer of ``deriv_sdk.X`` (None: not a client-side module of the table)."""
+    parts = module.split(".")
+    if parts[0] != "deriv_sdk":
+        return None
+    name = parts[1] if len(parts) > 1 else "__init__"
+    return LAYERS.get(name)
+
+
+CLIENT = [p for p in MODULES if not rel(p).startswith(("testing/", "api/"))]
+
+
+def test_every_client_module_has_a_layer() -> None:
+    missing = sorted(rel(p) for p in CLIENT if p.stem not in LAYERS)
+    assert missing == [], f"add these modules to LAYERS: {missing}"
+
+
+@pytest.mark.parametrize("path", CLIENT, ids=rel)
+def test_layers_only_import_downwards(path: Path) -> None:
+    own = LAYERS[path.stem]
+    bad = sorted(
+        name
+        for name in imports(path)
+        if (layer := layer_of(name)) is not None and layer > own and name != module_name(path)
+    )
+    assert bad == [], f"{rel(path)} (layer {own}) imports a higher layer: {bad}"
+
+
+def test_pure_modules_import_no_sockets() -> None:
+    for name in PURE:
+        found = imports(PACKAGE / name)
+        assert not {"socket", "ssl", "selectors", "http", "http.client"} & found, name

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from deriv_sdk.errors import ConnectionClosedError, RequestTimeoutError
-from deriv_sdk.pending import Pending, PendingTable
+from deriv_sdk import pending
+from deriv_sdk.errors import ConnectionClosedError, InvalidStateError, RequestTimeoutError
+from deriv_sdk.pending import Pending, PendingTable, check_timeout
 
 
 def test_ids_start_at_one_and_increase() -> None:
@@ -30,7 +31,7 @@ def test_caller_req_id_kept_and_skipped_by_counter() -> None:
 def test_collision_is_value_error() -> None:
     table = PendingTable()
     table.add(5)
-    with pytest.raises(ValueError, match="already pending"):
+    with pytest.raises(ValueError, match="req_id 5 is in use"):
         table.add(5)
     assert len(table) == 1
 
@@ -106,10 +107,10 @@ def test_discard_does_not_remove_a_newer_entry_with_same_id() -> None:
     assert table.resolve(7, {"x": 1}) is new
 
 
-def test_fail_all_resolves_every_entry_with_a_fresh_exception() -> None:
+def test_close_resolves_every_entry_with_a_fresh_exception() -> None:
     table = PendingTable()
     entries = [table.add(), table.add(callback=lambda r: None, deadline=5.0), table.add(9)]
-    failed = table.fail_all(lambda: ConnectionClosedError("gone", 1006))
+    failed = table.close(lambda: ConnectionClosedError("gone", 1006))
     assert {e.req_id for e in failed} == {1, 2, 9}
     assert len(table) == 0
     assert table.next_deadline() is None
@@ -117,7 +118,91 @@ def test_fail_all_resolves_every_entry_with_a_fresh_exception() -> None:
     assert all(isinstance(r, ConnectionClosedError) for r in results)
     assert len({id(r) for r in results}) == 3
     assert all(e.wait(0) for e in entries)
-    assert table.fail_all(RuntimeError) == []
+    assert table.close(RuntimeError) == []
+
+
+def test_nothing_can_be_added_after_close() -> None:
+    # So an entry is either failed by close() or its caller got an exception: never both.
+    table = PendingTable()
+    table.close(RuntimeError)
+    with pytest.raises(InvalidStateError):
+        table.add()
+
+
+def test_fail_link_fails_only_the_entries_sent_on_that_link() -> None:
+    table = PendingTable()
+    a, b = object(), object()
+    on_a, on_b, waiting = table.add(link=a), table.add(link=b), table.add()
+    failed = table.fail_link(a, lambda: ConnectionClosedError("gone"))
+    assert failed == [on_a]
+    assert isinstance(on_a.result, ConnectionClosedError)
+    assert on_b.req_id in table and waiting.req_id in table
+    assert table.waiting() == [waiting]
+
+
+def test_a_timed_out_req_id_is_never_handed_out_again_on_its_link() -> None:
+    # Regression: a caller's req_id 3 timed out; the counter later gave 3 to another
+    # request, and the late answer to the first resolved the second (the wrong caller).
+    table = PendingTable()
+    link = object()
+    mine = table.add(3, link=link)
+    assert table.discard(mine)  # its waiter gave up: the answer may still come
+    handed = [table.add(link=link).req_id for _ in range(5)]
+    assert 3 not in handed
+    assert table.resolve(3, {"late": 1}) is None  # the late answer resolves nobody
+    with pytest.raises(ValueError, match="req_id 3 is in use"):
+        table.add(3, link=link)
+    table.fail_link(link, RuntimeError)  # that link is gone: no answer can come any more
+    assert table.add(3).req_id == 3
+
+
+def test_expired_callback_ids_are_retired_too() -> None:
+    table = PendingTable()
+    link = object()
+    entry = table.add(4, callback=lambda r: None, deadline=1.0, link=link)
+    assert table.expire(2.0) == [entry]
+    assert table.retired(4)
+    with pytest.raises(ValueError):
+        table.add(4)
+
+
+def test_an_id_used_for_an_unawaited_ping_is_retired() -> None:
+    table = PendingTable()
+    req_id = table.new_id()
+    assert table.retired(req_id)
+    assert req_id not in [table.add().req_id for _ in range(3)]
+
+
+def test_retired_ids_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pending, "MAX_RETIRED", 3)
+    table = PendingTable()
+    ids = [table.new_id() for _ in range(5)]
+    assert [table.retired(i) for i in ids] == [False, False, True, True, True]
+
+
+def test_next_deadline_is_read_from_a_heap_without_a_scan() -> None:
+    # Regression: next_deadline()/expire() scanned every pending entry on each dispatch
+    # loop. Now the earliest deadline is the heap's top (resolved entries drop out lazily).
+    table = PendingTable()
+    for i in range(1000):
+        table.add(callback=lambda r: None, deadline=100.0 + i)
+    first = table.add(callback=lambda r: None, deadline=50.0)
+    assert table.next_deadline() == 50.0
+    table.resolve(first.req_id, {})
+    assert table.next_deadline() == 100.0
+    assert table.expire(99.0) == []
+    assert len(table.expire(100.5)) == 1
+
+
+@pytest.mark.parametrize("value", [float("nan"), 0, -1.0, "1", None, True])
+def test_check_timeout_rejects_what_is_not_a_positive_number(value: object) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        check_timeout(value)
+
+
+def test_check_timeout_infinity_means_no_limit() -> None:
+    assert check_timeout(float("inf")) is None
+    assert check_timeout(2) == 2.0
 
 
 def test_expire_only_callback_entries_past_deadline() -> None:

@@ -84,9 +84,12 @@ def local_connection(deriv_server: LocalServer, monkeypatch: pytest.MonkeyPatch)
 
     class Connection(deriv_sdk.Connection):
         def __init__(self, app_id: Any = None, **kwargs: Any) -> None:
-            if kwargs.get("url") is None:
-                kwargs["url"] = deriv_server.url
-            super().__init__(app_id, **kwargs)
+            if kwargs.get("url") is None:  # Deriv's v3 URL: the local server's instead
+                for name in ("endpoint", "language", "brand"):
+                    kwargs.pop(name, None)
+                super().__init__(url=deriv_server.url, **kwargs)
+            else:
+                super().__init__(app_id, **kwargs)
 
     monkeypatch.setattr(deriv_sdk, "Connection", Connection)
     monkeypatch.setenv("DERIV_TOKEN", "test-token")

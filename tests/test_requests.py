@@ -111,7 +111,7 @@ def test_no_answer_raises_timeout_on_time_and_forgets_the_entry(
         with pytest.raises(RequestTimeoutError, match="ping"):
             conn.request({"ping": 1}, timeout=0.5)
         assert 0.5 <= time.monotonic() - started <= 0.7
-        assert len(conn._pending) == 0
+        assert len(conn._outbound.pending) == 0
         with pytest.raises(TimeoutError):  # the builtin mixin
             conn.request({"ping": 1}, timeout=0.05)
 
@@ -168,13 +168,15 @@ def test_a_callers_req_id_that_collides_raises_value_error(script_server: Script
     script_server.handler = lambda ws, data: None
     with connect(script_server.url) as conn:
         conn.send_request({"ping": 1, "req_id": 5}, lambda result: None)
-        with pytest.raises(ValueError, match="already pending"):
+        with pytest.raises(ValueError, match="req_id 5 is in use"):
             conn.request({"ping": 1, "req_id": 5})
         with pytest.raises(TypeError):
             conn.request({"ping": {1, 2}})
         with pytest.raises(TypeError):
             conn.request([("ping", 1)])  # type: ignore[arg-type]
-        assert 5 in conn._pending and len(conn._pending) == 1  # nothing else left behind
+        assert (
+            5 in conn._outbound.pending and len(conn._outbound.pending) == 1
+        )  # nothing else left behind
 
 
 def test_eight_threads_of_requests_each_get_their_own_answer(deriv_server: LocalServer) -> None:
@@ -297,7 +299,7 @@ def test_a_refused_subscription_raises_and_leaves_nothing(deriv_server: LocalSer
             conn.subscribe({"ticks": "NOPE"}, inbox)
         assert time.monotonic() - started < 1.0
         assert info.value.code in ("InvalidSymbol", "MarketIsClosed")
-        assert conn._subs.streams() == [] and len(conn._pending) == 0
+        assert conn._registry.streams() == [] and len(conn._outbound.pending) == 0
         with pytest.raises(APIError):  # the same again: nothing cached
             conn.subscribe({"ticks": "NOPE"}, inbox)
         sub = conn.subscribe({"ticks": "R_10"}, inbox)

@@ -189,7 +189,7 @@ def test_requests_pending_at_a_drop_fail_and_one_made_in_the_outage_waits(
     threads = [threading.Thread(target=waiter) for _ in range(5)]
     for t in threads:
         t.start()
-    assert wait_until(lambda: len(conn._pending) == 5)  # all five sent and waiting
+    assert wait_until(lambda: len(conn._outbound.pending) == 5)  # all five sent and waiting
     server.refuse(2, 503)  # keep the outage going for two attempts
     dropped = time.monotonic()
     server.drop()  # (drop discards the held pings; resume after, for the reconnect)
@@ -208,7 +208,7 @@ def test_requests_pending_at_a_drop_fail_and_one_made_in_the_outage_waits(
 
 def test_refused_handshakes_are_retried_with_growing_delays(server: LocalServer) -> None:
     conn = fast(server.url, reconnect_delay=0.1, reconnect_max_delay=5)
-    conn._backoff._rand = lambda: 1.0  # no jitter: the caps themselves
+    conn._policy.backoff._rand = lambda: 1.0  # no jitter: the caps themselves
     watch = Watch(conn)
     with conn:
         server.refuse(3, 503)
@@ -222,17 +222,34 @@ def test_refused_handshakes_are_retried_with_growing_delays(server: LocalServer)
         assert gaps[0] < gaps[1], stamps  # 0.2 s then 0.4 s
 
 
-def test_a_403_is_not_retried(server: LocalServer) -> None:
+def test_a_4xx_handshake_of_a_connection_that_was_open_is_retried(server: LocalServer) -> None:
+    # Regression: one 403 during a reconnect (a proxy or CDN incident) ended an unattended
+    # bot for good. A connection that has been OPEN retries 4xx with backoff.
     conn = fast(server.url)
     watch = Watch(conn)
     conn.connect(timeout=5)
-    server.refuse(1, 403)
+    server.refuse(2, 403)
     server.drop()
-    assert conn.wait(5)
-    final = watch.wait("close", will_reconnect=False)
-    assert len(watch.of("error")) == 1 and watch.of("error")[0].error.status == 403
-    assert final and conn.ready_state == Connection.CLOSED
+    watch.wait("open", reconnected=True)
+    errors = watch.of("error")
+    assert [e.error.status for e in errors] == [403, 403]
+    assert watch.of("close", will_reconnect=False) == []
     conn.close()
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_a_4xx_handshake_of_a_connection_never_open_is_final(
+    server: LocalServer, status: int
+) -> None:
+    server.refuse(1, status)
+    conn = fast(server.url)
+    watch = Watch(conn)
+    with pytest.raises(ConnectError) as info:
+        conn.connect(timeout=5, retry=True)  # even with retry=True: retrying cannot help
+    assert info.value.status == status
+    assert [e.error.status for e in watch.of("error")] == [status]
+    assert watch.of("close", will_reconnect=False)
+    assert conn.ready_state == Connection.CLOSED
 
 
 def test_invalid_app_id_is_not_retried(server: LocalServer) -> None:
@@ -249,7 +266,7 @@ def test_invalid_app_id_is_not_retried(server: LocalServer) -> None:
 
 def test_close_during_a_long_backoff_returns_at_once(server: LocalServer) -> None:
     conn = fast(server.url, reconnect_delay=30, reconnect_max_delay=30)
-    conn._backoff._rand = lambda: 1.0
+    conn._policy.backoff._rand = lambda: 1.0
     watch = Watch(conn)
     conn.connect(timeout=5)
     server.drop()

@@ -192,19 +192,19 @@ def _send_big(conn: Connection) -> None:
 
 
 def test_close_returns_when_the_peers_window_is_full(raw_upgrading: RawServer) -> None:
+    # Regression (a flaky test): this test used to flip the SDK's own socket to
+    # non-blocking while its reader used it (EAGAIN read as EOF). Now it fills the window
+    # through the public API: a thread blocks in send() holding the send lock.
     conn = Connection(url=raw_upgrading.url, keepalive_interval=None, reconnect=False)
     conn.connect(timeout=5)
-    sock = conn._link._sock  # type: ignore[union-attr]
-    sock.setblocking(False)  # fill the send buffer without holding the SDK's send lock
-    try:
-        while True:
-            sock.send(b"\x00" * 65536)
-    except BlockingIOError:
-        pass
-    sock.setblocking(True)
+    sender = threading.Thread(target=lambda: _send_big(conn), name="test-sender")
+    sender.start()
+    sender.join(0.5)
+    assert sender.is_alive(), "send() did not block: the peer's window is not full"
     started = time.monotonic()
     conn.close()
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 1.5
+    sender.join(5)
     assert conn.ready_state == Connection.CLOSED and sdk_threads() == []
 
 

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
-from deriv_sdk.errors import APIError
-from deriv_sdk.subscriptions import NEW_STREAM, Stream, Subscription, SubscriptionRegistry
+from deriv_sdk import subscriptions
+from deriv_sdk.errors import APIError, InvalidStateError
+from deriv_sdk.subscriptions import Stream, Subscription, SubscriptionRegistry
 
 TICKS = {"ticks": "R_50", "subscribe": 1}
 
 
-class Forgets(list):
+class Forgets(list[Stream]):
     def __call__(self, stream: Stream) -> None:
         self.append(stream)
 
 
-def listener(message: dict) -> None:
+class Replays(list[tuple[Subscription, dict[str, Any]]]):
+    def __call__(self, sub: Subscription, message: dict[str, Any]) -> None:
+        self.append((sub, message))
+
+
+def listener(message: dict[str, Any]) -> None:
+    pass
+
+
+def on_end(sub: Subscription) -> None:
     pass
 
 
@@ -31,69 +42,93 @@ def reg(forgets: Forgets) -> SubscriptionRegistry:
     return SubscriptionRegistry(forgets)
 
 
+def join(
+    reg: SubscriptionRegistry, request: dict[str, Any] = TICKS, end: Any = None
+) -> tuple[Subscription, bool, Replays]:
+    replays = Replays()
+    sub, new = reg.join(request, listener, end, replays)
+    return sub, new, replays
+
+
 def test_join_new_key_is_new_stream(reg: SubscriptionRegistry) -> None:
     request = {**TICKS, "req_id": 4}
-    sub, replay = reg.join(request, listener)
-    assert replay is NEW_STREAM
+    sub, new, replays = join(reg, request)
+    assert new and replays == []
     assert isinstance(sub, Subscription)
-    assert sub.active and sub.id is None
+    assert sub.active and sub.id is None and sub.error is None
     assert sub.request is request and sub.listener is listener
     (stream,) = reg.streams()
     assert stream.request == TICKS  # without req_id
     assert stream.type == "ticks"
     assert stream.subs == (sub,)
-    assert not stream.first.is_set()
+    assert not stream.first.is_set() and not stream.started
 
 
-def test_join_shared_key_replays(reg: SubscriptionRegistry) -> None:
-    a, replay_a = reg.join(TICKS, listener)
+def test_join_shared_key_replays_the_latest_message(reg: SubscriptionRegistry) -> None:
+    a, new_a, _ = join(reg)
     # Same stream: req_id, passthrough and key order do not matter.
-    b, replay_b = reg.join({"req_id": 9, "subscribe": 1, "ticks": "R_50"}, listener)
-    assert replay_a is NEW_STREAM
-    assert replay_b is None  # first reply still awaited
+    b, new_b, replays_b = join(reg, {"req_id": 9, "subscribe": 1, "ticks": "R_50"})
+    assert new_a and not new_b
+    assert replays_b == []  # first reply still awaited: b gets it with the others
     (stream,) = reg.streams()
     assert stream.subs == (a, b)
     first = {"msg_type": "tick", "tick": {"quote": 1}, "subscription": {"id": "s1"}}
-    reg.first_reply(stream, first, "s1")
-    assert stream.first.is_set()
+    assert reg.record(stream, first, "s1") == (a, b)
+    assert stream.first.is_set() and stream.started
     assert a.id == b.id == "s1"
-    c, replay_c = reg.join({**TICKS, "passthrough": {"x": 1}}, listener)
-    assert replay_c is first
+    c, _, replays_c = join(reg, {**TICKS, "passthrough": {"x": 1}})
+    assert replays_c == [(c, first)]
     update = {"msg_type": "tick", "tick": {"quote": 2}}
-    assert reg.record(stream, update) == (a, b, c)
-    _, replay_d = reg.join(TICKS, listener)
-    assert replay_d is update
+    assert reg.record(stream, update, "s1") == (a, b, c)
+    d, _, replays_d = join(reg)
+    assert replays_d == [(d, update)]
+
+
+def test_the_replay_is_handed_over_under_the_lock(reg: SubscriptionRegistry) -> None:
+    # Regression (stale quotes): the replay for a joining handle was queued after newer
+    # messages of the stream. It is now handed over inside the same lock section as the
+    # join, so a newer record() (which takes the lock) cannot come between.
+    join(reg)
+    (stream,) = reg.streams()
+    reg.record(stream, {"n": 1}, "s1")
+    held: list[bool] = []
+
+    def replay(sub: Subscription, message: dict[str, Any]) -> None:
+        held.append(reg._lock.locked())
+
+    reg.join(TICKS, listener, None, replay)
+    assert held == [True]
 
 
 def test_join_different_key_is_another_stream(reg: SubscriptionRegistry) -> None:
-    reg.join(TICKS, listener)
-    _, replay = reg.join({"ticks": "R_100", "subscribe": 1}, listener)
-    assert replay is NEW_STREAM
+    join(reg)
+    _, new, _ = join(reg, {"ticks": "R_100", "subscribe": 1})
+    assert new
     assert len(reg.streams()) == 2
 
 
 def test_bind_and_by_req(reg: SubscriptionRegistry) -> None:
-    reg.join(TICKS, listener)
+    join(reg)
     (stream,) = reg.streams()
-    reg.bind(stream, 5)
+    assert reg.bind(stream, 5)
     assert reg.by_req == {5: stream}
     assert stream.req_id == 5
-    reg.bind(stream, 8)  # re-subscribed under a new req_id
+    assert reg.bind(stream, 8)  # re-subscribed under a new req_id
     assert reg.by_req == {8: stream}
     assert stream.req_id == 8
 
 
 def test_release_one_of_two_keeps_the_stream(reg: SubscriptionRegistry, forgets: Forgets) -> None:
-    a, _ = reg.join(TICKS, listener)
-    b, _ = reg.join(TICKS, listener)
+    a, _, _ = join(reg)
+    b, _, _ = join(reg)
     (stream,) = reg.streams()
     reg.bind(stream, 1)
-    reg.first_reply(stream, {"msg_type": "tick"}, "s1")
+    reg.record(stream, {"msg_type": "tick"}, "s1")
     a.forget()
     assert not a.active and b.active
     assert reg.streams() == [stream]
     assert reg.by_req == {1: stream}
-    assert reg.record(stream, {"msg_type": "tick"}) == (b,)
+    assert reg.record(stream, {"msg_type": "tick"}, "s1") == (b,)
     assert forgets == []
     a.forget()  # idempotent
     assert b.active and forgets == []
@@ -102,6 +137,7 @@ def test_release_one_of_two_keeps_the_stream(reg: SubscriptionRegistry, forgets:
     assert forgets == [stream]
     assert reg.streams() == [] and reg.by_req == {}
     assert reg.was_ours(1)
+    assert not reg.claim_forget("s1")  # the abandoned id is forgotten once only
     b.forget()
     reg.release(a)
     assert forgets == [stream]  # once only
@@ -110,66 +146,80 @@ def test_release_one_of_two_keeps_the_stream(reg: SubscriptionRegistry, forgets:
 def test_release_last_without_server_id_sends_no_forget(
     reg: SubscriptionRegistry, forgets: Forgets
 ) -> None:
-    sub, _ = reg.join(TICKS, listener)
+    sub, _, _ = join(reg)
     (stream,) = reg.streams()
     reg.bind(stream, 3)
     sub.forget()  # before the first reply: the server has no id to forget
     assert forgets == []
     assert reg.streams() == [] and reg.by_req == {}
-    _, replay = reg.join(TICKS, listener)
-    assert replay is NEW_STREAM  # the key is free again
+    _, new, _ = join(reg)
+    assert new  # the key is free again
     assert reg.streams()[0] is not stream
 
 
-def test_end_marks_handles_inactive(reg: SubscriptionRegistry, forgets: Forgets) -> None:
-    a, _ = reg.join(TICKS, listener)
-    b, _ = reg.join(TICKS, listener)
+def test_end_of_a_started_stream_returns_the_on_end_handles(
+    reg: SubscriptionRegistry, forgets: Forgets
+) -> None:
+    a, _, _ = join(reg, end=on_end)
+    b, _, _ = join(reg)  # no on_end: nothing to call for it
     (stream,) = reg.streams()
     reg.bind(stream, 2)
-    reg.first_reply(stream, {}, "s1")
-    assert reg.end(stream) == [a, b]
+    reg.record(stream, {}, "s1")
+    error = APIError("MarketIsClosed", "closed")
+    assert reg.end(stream, error) == [a]
     assert not a.active and not b.active
+    assert a.error is error and b.error is error
     assert stream.subs == ()
     assert reg.streams() == [] and reg.by_req == {}
     assert reg.was_ours(2) and not reg.was_ours(3)
     a.forget()  # already ended: no forget is sent
     assert forgets == []
-    assert reg.end(stream) == []
+    assert reg.end(stream) == []  # once only
 
 
-def test_fail_marks_handles_inactive_and_records_error(
-    reg: SubscriptionRegistry, forgets: Forgets
-) -> None:
-    a, _ = reg.join(TICKS, listener)
+def test_end_of_a_stream_that_never_answered_calls_no_on_end(reg: SubscriptionRegistry) -> None:
+    # The subscriber raises the refusal itself; it never held the handle.
+    a, _, _ = join(reg, end=on_end)
     (stream,) = reg.streams()
     reg.bind(stream, 6)
-    error = APIError("MarketIsClosed", "closed", req_id=6)
-    assert reg.fail(stream, error) == [a]
-    assert not a.active
-    assert stream.error is error
-    assert stream.first.is_set()
-    assert reg.by_req == {} and reg.streams() == []
-    assert forgets == []
-    _, replay = reg.join(TICKS, listener)
-    assert replay is NEW_STREAM
+    error = APIError("InvalidSymbol", "no", req_id=6)
+    assert reg.end(stream, error) == []
+    assert not a.active and stream.error is error and stream.first.is_set()
+    _, new, _ = join(reg)
+    assert new
 
 
-def test_first_reply_clears_error(reg: SubscriptionRegistry) -> None:
-    reg.join(TICKS, listener)
+def test_a_refused_resubscribe_ends_with_on_end(reg: SubscriptionRegistry) -> None:
+    a, _, _ = join(reg, end=on_end)
+    (stream,) = reg.streams()
+    reg.bind(stream, 1)
+    reg.record(stream, {}, "s1")
+    reg.unbind_all()  # the link dropped
+    assert a.active and not stream.first.is_set()
+    reg.bind(stream, 2)  # re-subscribed: refused
+    assert reg.end(stream, APIError("AuthorizationRequired", "log in")) == [a]
+
+
+def test_record_of_the_first_reply_sets_the_id_and_clears_the_error(
+    reg: SubscriptionRegistry,
+) -> None:
+    join(reg)
     (stream,) = reg.streams()
     stream.error = RuntimeError("old")
-    reg.first_reply(stream, {"a": 1}, "s2")
+    reg.record(stream, {"a": 1}, "s2")
     assert (stream.error, stream.id, stream.last_message) == (None, "s2", {"a": 1})
+    reg.record(stream, {"a": 2}, "s2")
+    assert stream.id == "s2" and stream.last_message == {"a": 2}
 
 
 def test_find_by_ids_and_types(reg: SubscriptionRegistry) -> None:
-    reg.join(TICKS, listener)
-    reg.join({"proposal": 1, "amount": 10, "subscribe": 1}, listener)
-    reg.join({"ticks_history": "R_50", "style": "candles", "subscribe": 1}, listener)
-    reg.join({"exchange_rates": 1, "base_currency": "USD", "subscribe": 1}, listener)
+    join(reg)
+    join(reg, {"proposal": 1, "amount": 10, "subscribe": 1})
+    join(reg, {"ticks_history": "R_50", "style": "candles", "subscribe": 1})
+    join(reg, {"exchange_rates": 1, "base_currency": "USD", "subscribe": 1})
     ticks, proposal, candles, rates = reg.streams()
     for stream, sub_id in zip(reg.streams(), ["t1", "p1", "c1", "x1"], strict=True):
-        reg.first_reply(stream, {}, sub_id)
+        reg.record(stream, {}, sub_id)
     assert reg.find(ids=["p1"]) == [proposal]
     assert reg.find(ids=["x1", "t1"]) == [ticks, rates]
     assert reg.find(types=["ticks"]) == [ticks]
@@ -181,20 +231,22 @@ def test_find_by_ids_and_types(reg: SubscriptionRegistry) -> None:
 
 
 def test_find_does_not_match_missing_id(reg: SubscriptionRegistry) -> None:
-    reg.join({"exchange_rates": 1, "subscribe": 1}, listener)
+    join(reg, {"exchange_rates": 1, "subscribe": 1})
     assert reg.find(ids=["s"]) == []  # no server id yet
     assert reg.find(types=["exchange_rates"]) == []  # no forget_all type
 
 
 def test_unbind_all(reg: SubscriptionRegistry) -> None:
-    a, _ = reg.join(TICKS, listener)
-    b, _ = reg.join({"proposal": 1, "subscribe": 1}, listener)
+    a, _, _ = join(reg)
+    b, _, _ = join(reg, {"proposal": 1, "subscribe": 1})
     s1, s2 = reg.streams()
     reg.bind(s1, 1)
     reg.bind(s2, 2)
+    reg.record(s1, {}, "x")
     reg.unbind_all()
     assert reg.by_req == {}
     assert s1.req_id is None and s2.req_id is None
+    assert not s1.first.is_set()  # awaits the re-subscribe's answer
     assert reg.was_ours(1) and reg.was_ours(2)
     assert reg.streams() == [s1, s2]  # kept, waiting to be re-subscribed
     assert a.active and b.active
@@ -202,28 +254,67 @@ def test_unbind_all(reg: SubscriptionRegistry) -> None:
     assert reg.by_req == {10: s1}
 
 
-def test_record_returns_current_handles(reg: SubscriptionRegistry) -> None:
-    a, _ = reg.join(TICKS, listener)
+def test_close_ends_everything_and_refuses_joins(reg: SubscriptionRegistry) -> None:
+    a, _, _ = join(reg, end=on_end)
     (stream,) = reg.streams()
-    assert reg.record(stream, {"n": 1}) == (a,)
-    b, _ = reg.join(TICKS, listener)
-    assert reg.record(stream, {"n": 2}) == (a, b)
+    reg.record(stream, {}, "s1")
+    assert reg.close(None) == [a]
+    assert not a.active and a.error is None
+    with pytest.raises(InvalidStateError):
+        join(reg)
+
+
+def test_remembered_ids_are_bounded(
+    reg: SubscriptionRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the table of forgotten stream ids grew without bound (and was checked
+    # then added from three threads without a lock).
+    monkeypatch.setattr(subscriptions, "MAX_REMEMBERED", 10)
+    for i in range(100):
+        assert reg.claim_forget(f"id{i}")
+    assert len(reg._forgotten_ids) == 10
+    assert reg.claim_forget("id0")  # long forgotten: may be claimed again
+    assert not reg.claim_forget("id99")
+
+
+def test_claim_forget_from_many_threads_claims_once(reg: SubscriptionRegistry) -> None:
+    wins: list[str] = []
+    barrier = threading.Barrier(3)
+
+    def claim() -> None:
+        barrier.wait()
+        for i in range(500):
+            if reg.claim_forget(f"s{i}"):
+                wins.append(f"s{i}")
+
+    threads = [threading.Thread(target=claim) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(wins) == sorted(f"s{i}" for i in range(500))
+
+
+def test_record_returns_current_handles(reg: SubscriptionRegistry) -> None:
+    a, _, _ = join(reg)
+    (stream,) = reg.streams()
+    assert reg.record(stream, {"n": 1}, "s") == (a,)
+    b, _, _ = join(reg)
+    assert reg.record(stream, {"n": 2}, "s") == (a, b)
     assert stream.last_message == {"n": 2}
     a.forget()
-    assert reg.record(stream, {"n": 3}) == (b,)
+    assert reg.record(stream, {"n": 3}, "s") == (b,)
 
 
 def test_subscription_repr(reg: SubscriptionRegistry) -> None:
-    sub, _ = reg.join({"ticks": "R_50"}, listener)
+    sub, _, _ = join(reg, {"ticks": "R_50"})
     assert repr(sub) == '<Subscription {"ticks":"R_50"} id=None active>'
-    reg.first_reply(reg.streams()[0], {}, "abc")
+    reg.record(reg.streams()[0], {}, "abc")
     sub.forget()
     assert repr(sub) == '<Subscription {"ticks":"R_50"} id=\'abc\' ended>'
 
 
-def test_join_racing_the_last_release_gets_a_live_handle(
-    reg: SubscriptionRegistry, forgets: Forgets
-) -> None:
+def test_join_racing_the_last_release_gets_a_live_handle(reg: SubscriptionRegistry) -> None:
     # release() ends the stream in the same lock section that drops its last handle, so a
     # join() racing it either shares the stream before or starts a new one after; its
     # handle is never born dead. Hammer it from two threads.
@@ -232,17 +323,16 @@ def test_join_racing_the_last_release_gets_a_live_handle(
 
     def releaser() -> None:
         while not stop.is_set():
-            sub, replay = reg.join(TICKS, listener)
-            if replay is NEW_STREAM:
-                (stream,) = [s for s in reg.streams() if s is sub._stream] or [sub._stream]
-                reg.first_reply(stream, {"msg_type": "tick"}, "s1")
+            sub, new, _ = join(reg)
+            if new:
+                reg.record(sub._stream, {"msg_type": "tick"}, "s1")
             sub.forget()
 
     worker = threading.Thread(target=releaser)
     worker.start()
     try:
         for _ in range(2000):
-            sub, _ = reg.join(TICKS, listener)
+            sub, _, _ = join(reg)
             if not sub.active:
                 dead.append(sub)
             sub.forget()
