@@ -127,6 +127,12 @@ class Dispatcher:
 
     # -- back-pressure (reader thread) ---------------------------------------------------
 
+    def room(self) -> int | None:
+        """How many more messages may be handed over before the limit (None: no limit)."""
+        if self._max_queue is None:
+            return None
+        return max(1, self._max_queue - (self._posted - self._ran))
+
     def must_pause(self) -> bool:
         """True when ``max_queue`` messages wait: the reader should stop reading."""
         return self._max_queue is not None and self._posted - self._ran >= self._max_queue

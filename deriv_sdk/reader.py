@@ -94,6 +94,8 @@ class Reader:
         self._keepalive = keepalive
         self._stop = stop
         self._last_warning = 0.0
+        self._batch = Batch()  # what the current read hands over
+        self._room: int | None = None  # how many more messages may be queued (None: any)
 
     def read(self, link: Link) -> Ending:
         """Reads ``link`` until it ends."""
@@ -105,17 +107,18 @@ class Reader:
             data = recv()
             if not data:
                 return Ending(1006, link.abort_reason, False)
-            batch = Batch()
+            self._batch = Batch()
+            self._room = dispatcher.room()
             try:
                 try:
                     frames = feed(data)
                 except FrameError as exc:
-                    self._frames(exc.frames, batch, link)  # what came before it first
+                    self._frames(exc.frames, link)  # what came before it first
                     raise _Fail(exc.code, str(exc)) from None
-                ending = self._frames(frames, batch, link)
+                ending = self._frames(frames, link)
             except _Fail as fail:
-                ending = self._fail(link, fail.code, str(fail), batch)
-            dispatcher.post_batch(batch)
+                ending = self._fail(link, fail.code, str(fail), self._batch)
+            dispatcher.post_batch(self._batch)
             if ending is not None:
                 if link.has_deferred:
                     link.flush(CLOSE_FLUSH_TIMEOUT)
@@ -123,23 +126,29 @@ class Reader:
             if dispatcher.must_pause():
                 self._pause()
 
-    def _frames(self, frames: list[tuple[int, bytes]], batch: Batch, link: Link) -> Ending | None:
+    def _frames(self, frames: list[tuple[int, bytes]], link: Link) -> Ending | None:
         route = self._router.route
         for opcode, payload in frames:
             if opcode == OP_TEXT:
                 try:
                     data = loads(payload)
                 except (ValueError, RecursionError):  # (json's decoder recurses on deep nesting)
-                    self._not_json(payload, batch)
+                    self._not_json(payload, self._batch)
                     continue
-                route(data, payload, batch, link)
+                route(data, payload, self._batch, link)
+                if self._room is not None and self._batch.messages >= self._room:
+                    # max_queue reached inside one read: hand over what is parsed, pause.
+                    self._dispatcher.post_batch(self._batch)
+                    self._batch = Batch()
+                    self._pause()
+                    self._room = self._dispatcher.room()
             elif opcode == OP_CLOSE:
                 return self._close_frame(payload, link)
             elif opcode == OP_PING:
                 link.post(OP_PONG, payload)
             elif opcode == OP_BINARY:
                 error = ProtocolError("binary frame received; Deriv sends text", payload)
-                self._router.error(error, batch)
+                self._router.error(error, self._batch)
             # OP_PONG: nothing to do (the keepalive uses Deriv's JSON ping)
         return None
 
