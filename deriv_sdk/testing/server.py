@@ -14,37 +14,29 @@ Threads (all daemons named ``deriv_sdk-server-...``, all joined by :meth:`LocalS
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import threading
 import time
-from collections import deque
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection
 
-from deriv_sdk.testing import envelope
-from deriv_sdk.testing.accounts import Account, Contract, make_accounts
-from deriv_sdk.testing.handlers import dispatch, market_tick
+from deriv_sdk.testing import connections
+from deriv_sdk.testing.accounts import Account, Contract
 from deriv_sdk.testing.listener import Listener
-from deriv_sdk.testing.market import SYMBOLS, Market
+from deriv_sdk.testing.market import Market
+from deriv_sdk.testing.scheduler import tick_loop
 from deriv_sdk.testing.session import Session
-from deriv_sdk.testing.trading import ProposalEntry, trading_tick
+from deriv_sdk.testing.state import ServerState
 
 logger = logging.getLogger("deriv_sdk.testing")
 
 #: Seconds that :meth:`LocalServer.stop` waits for connections to close cleanly before it
 #: drops them, and then for threads to end.
 STOP_TIMEOUT = 3.0
-
-#: :attr:`LocalServer.requests` keeps the last this many requests (a server that runs for days
-#: in the foreground must not grow without bound).
-MAX_REQUESTS = 100_000
 
 
 class LocalServer:
@@ -93,28 +85,37 @@ class LocalServer:
         self.port = port
         self.tick_interval = float(tick_interval)
         self.ssl_context = ssl_context
-        self.rate_limits: dict[str, int] = dict(rate_limits or {})
-        if any(not isinstance(v, int) or v < 1 for v in self.rate_limits.values()):
-            raise ValueError("rate_limits values must be positive integers")
-        # State shared by handlers and the scheduler, guarded by ``lock``.
-        self.lock = threading.RLock()
-        self.market = Market(seed)
-        self.accounts: dict[str, Account] = make_accounts(tokens)
-        self.accounts_by_login = {a.loginid: a for a in self.accounts.values()}
-        self.contracts: dict[int, Contract] = {}
-        self.proposals: dict[str, ProposalEntry] = {}
-        self._sessions: set[Session] = set()
-        # Requests and fault settings, guarded by ``_meta``.
-        self._meta = threading.Lock()
-        self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_REQUESTS)
-        self._refuse_count = 0
-        self._refuse_status = 503
-        self._delay = 0.0
-        self._running = threading.Event()  # cleared while stalled
-        self._running.set()
-        self._stopping = threading.Event()
+        self.state = ServerState(tokens, seed, rate_limits)
+        self._meta = threading.Lock()  # guards _state
         self._state = "new"  # new -> started -> stopped
         self._listener: Listener | None = None
+
+    # -- the shared state, for tests that change it (take ``lock`` first) ---------------
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock of the server's state: hold it to change :attr:`accounts` and the like."""
+        return self.state.lock
+
+    @property
+    def accounts(self) -> dict[str, Account]:
+        """v3 token -> :class:`~deriv_sdk.testing.accounts.Account` (change under :attr:`lock`)."""
+        return self.state.accounts
+
+    @property
+    def contracts(self) -> dict[int, Contract]:
+        """Contract id -> :class:`~deriv_sdk.testing.accounts.Contract` of every account."""
+        return self.state.contracts
+
+    @property
+    def market(self) -> Market:
+        """The simulated market (quotes move under :attr:`lock`)."""
+        return self.state.market
+
+    @property
+    def rate_limits(self) -> dict[str, int]:
+        """Call name -> most requests per minute per connection."""
+        return self.state.rate_limits
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -129,10 +130,10 @@ class LocalServer:
     def requests(self) -> list[dict[str, Any]]:
         """Every request received (decoded JSON objects), in order, across connections.
 
-        A copy, safe to read from any thread; the last :data:`MAX_REQUESTS` are kept.
+        A copy, safe to read from any thread; the last
+        :data:`~deriv_sdk.testing.state.MAX_LOG` are kept.
         """
-        with self._meta:
-            return list(self._requests)
+        return self.state.requests()
 
     def start(self) -> LocalServer:
         """Listen and start the threads; returns once the socket listens. Returns self.
@@ -141,14 +142,27 @@ class LocalServer:
             RuntimeError: when called twice.
             OSError: when the address cannot be bound.
         """
-        if self._state != "new":
-            raise RuntimeError("a LocalServer can only be started once")
-        self._listener = Listener(
-            self.host, self.port, self.ssl_context, self._handle, self._process_request
-        )
+        with self._meta:
+            if self._state != "new":
+                raise RuntimeError("a LocalServer can only be started once")
+            self._state = "starting"
+        try:
+            self._listener = Listener(
+                self.host, self.port, self.ssl_context, self._handle, self._process_request
+            )
+        except BaseException:
+            with self._meta:
+                self._state = "new"  # nothing started: start() may be tried again
+            raise
         self.port = self._listener.port
-        self._state = "started"
-        ticks = threading.Thread(target=self._tick_loop, name="deriv_sdk-server-ticks", daemon=True)
+        with self._meta:
+            self._state = "started"
+        ticks = threading.Thread(
+            target=tick_loop,
+            args=(self.state, self.tick_interval),
+            name="deriv_sdk-server-ticks",
+            daemon=True,
+        )
         self._listener.track(ticks)
         ticks.start()
         logger.info("LocalServer listening on %s", self.url)
@@ -165,13 +179,13 @@ class LocalServer:
                 self._state = "stopped"
                 return
             self._state = "stopped"
-        self._stopping.set()
-        self._running.set()  # wake the handlers that hold requests: they discard them
+        self.state.stopping.set()
+        self.state.running.set()  # wake the handlers that hold requests: they discard them
         listener = self._listener
         assert listener is not None
         listener.stop_accepting(STOP_TIMEOUT)  # no new connections after this
         listener.abort(handshaking=True)  # clients that connected but never sent a request
-        for session in self._sessions_copy():
+        for session in self.state.sessions_copy():
             session.request_close(1001, "server stopping")
         if not listener.join_all(time.monotonic() + STOP_TIMEOUT):
             listener.abort()
@@ -199,7 +213,7 @@ class LocalServer:
         Nothing queued for those connections is sent, and requests held by :meth:`stall`
         are discarded, even if :meth:`resume` follows at once.
         """
-        for session in self._sessions_copy():
+        for session in self.state.sessions_copy():
             session.finish()
         if self._listener is not None:
             self._listener.abort(only_open=True)
@@ -218,140 +232,41 @@ class LocalServer:
             raise ValueError(f"invalid close code: {code}")
         if len(reason.encode("utf-8")) > 123:
             raise ValueError("close reason must be at most 123 UTF-8 bytes")
-        for session in self._sessions_copy():
+        for session in self.state.sessions_copy():
             session.request_close(code, reason)
 
     def stall(self) -> None:
         """Stop answering and sending on every connection (see the class docstring)."""
-        self._running.clear()
+        self.state.running.clear()
 
     def resume(self) -> None:
         """End :meth:`stall`: held requests are answered and streams go on."""
-        self._running.set()
-        for session in self._sessions_copy():
+        self.state.running.set()
+        for session in self.state.sessions_copy():
             session.wake()
 
     def delay(self, seconds: float) -> None:
         """Delay every message queued from now on by ``seconds`` (0 ends the delay)."""
-        if seconds < 0:
-            raise ValueError("delay must be >= 0")
-        self._delay = float(seconds)
+        self.state.set_delay(seconds)
 
     def send_malformed(self) -> None:
         """Queue one text frame that is not JSON to every connection."""
-        for session in self._sessions_copy():
+        for session in self.state.sessions_copy():
             session.send_text('{"msg_type": "tick", not json')
 
     def refuse(self, count: int, status: int = 503) -> None:
         """Answer the next ``count`` opening handshakes with HTTP ``status`` instead."""
-        with self._meta:
-            self._refuse_count = count
-            self._refuse_status = status
+        self.state.refuse(count, status)
 
-    # -- internals: connections ----------------------------------------------------------
-
-    def sessions_snapshot(self) -> list[Session]:
-        """The open sessions (call with :attr:`lock` held)."""
-        return list(self._sessions)
-
-    def _sessions_copy(self) -> list[Session]:
-        with self.lock:
-            return list(self._sessions)
+    # -- internals ----------------------------------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        with self._meta:
-            if self._refuse_count > 0:
-                self._refuse_count -= 1
-                return conn.respond(self._refuse_status, "Service Unavailable\n")
-        query = parse_qs(urlsplit(request.path).query)
-        app_id = query.get("app_id", [""])[0]
-        conn.app_id_ok = app_id.isdigit()  # type: ignore[attr-defined]
-        return None
+        return connections.process_request(self.state, conn, request)
 
     def _handle(self, conn: ServerConnection) -> None:
-        """Serve one connection (its ``deriv_sdk-server-conn-N`` thread)."""
-        session = Session(
-            conn,
-            getattr(conn, "number", 0),
-            bool(getattr(conn, "app_id_ok", True)),
-            lambda: not self._running.is_set(),
-            lambda: self._delay,
-        )
-        with self.lock:
-            if self._stopping.is_set():
-                return
-            self._sessions.add(session)
+        connections.serve(self.state, conn, self._start_writer)
+
+    def _start_writer(self, session: Session) -> None:
         assert self._listener is not None
         self._listener.track(session.writer)
         session.writer.start()
-        try:
-            while True:
-                raw = conn.recv()
-                self._on_message(session, raw)
-        except ConnectionClosed:
-            pass
-        except Exception:  # a bug: log it, never let it pass silently
-            logger.exception("LocalServer: connection %d failed", session.number)
-        finally:
-            with self.lock:
-                self._sessions.discard(session)
-                session.streams.clear()
-            session.finish()
-
-    def _on_message(self, session: Session, raw: str | bytes) -> None:
-        request: Any = None
-        problem = None
-        if isinstance(raw, bytes):
-            problem = "Binary frames are not supported; send JSON text frames."
-        else:
-            try:
-                request = json.loads(raw)
-            except ValueError:
-                problem = "Input validation failed: the request is not valid JSON."
-            else:
-                if not isinstance(request, dict):
-                    problem = "Input validation failed: the request must be a JSON object."
-        if isinstance(request, dict):
-            with self._meta:
-                self._requests.append(request)
-        # stall(): hold the request until resume(); discard it if the connection closes.
-        while not self._running.wait(0.2):
-            if self._stopping.is_set() or session.closed:
-                return
-        if session.closed or self._stopping.is_set():
-            return
-        if problem is not None or not isinstance(request, dict):
-            err = envelope.ApiError("InputValidationFailed", problem or "", {})
-            session.send(envelope.error(None, {}, err, "error"))
-            return
-        message = dispatch(self, session, request)
-        if message is not None:
-            session.send(message)
-        if not session.app_id_ok:
-            session.request_close(1008, "Invalid app_id", after_queued=True)
-
-    # -- internals: the tick scheduler ---------------------------------------------------
-
-    def _tick_loop(self) -> None:
-        interval = self.tick_interval
-        next_at = time.monotonic()
-        while True:
-            if self._stopping.wait(max(0.0, next_at - time.monotonic())):
-                return
-            now = time.monotonic()
-            next_at += interval
-            if next_at < now:  # fell behind (a slow machine): skip, do not burst
-                next_at = now + interval
-            if not self._running.is_set():
-                continue
-            epoch = int(time.time())
-            try:
-                with self.lock:
-                    for symbol, info in SYMBOLS.items():
-                        if not info.is_open:
-                            continue
-                        quote = self.market.step(symbol, epoch)
-                        market_tick(self, symbol, epoch, quote)
-                        trading_tick(self, symbol, epoch, quote)
-            except Exception:  # a bug: log it and keep the market alive
-                logger.exception("LocalServer: tick failed")

@@ -1,35 +1,23 @@
 """The calls that act on an account: balance, proposal, buy, proposal_open_contract, sell,
 portfolio, transaction; and what every tick does to open contracts and price streams.
 
-Like :mod:`deriv_sdk.testing.handlers`, every function here runs under the server's state lock
-and only queues messages.
+Like :mod:`deriv_sdk.testing.handlers`, every function here takes the
+:class:`~deriv_sdk.testing.state.ServerState`, runs under its lock and only queues messages.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from deriv_sdk.testing.accounts import Account, Contract, Quote, next_id, price
+from deriv_sdk.testing.accounts import Account, Contract, next_id, price
 from deriv_sdk.testing.envelope import ApiError, new_id, reply
 from deriv_sdk.testing.market import SYMBOLS
 from deriv_sdk.testing.session import Session, Stream, stream_key
-
-if TYPE_CHECKING:
-    from deriv_sdk.testing.server import LocalServer
+from deriv_sdk.testing.state import ProposalEntry, ServerState
 
 #: Seconds a proposal id from a request without ``subscribe`` stays valid for ``buy``.
 PROPOSAL_TTL = 60.0
-
-
-@dataclass
-class ProposalEntry:
-    """A proposal id that ``buy`` accepts: its price, its connection, its expiry."""
-
-    quote: Quote
-    session: Session
-    expires: float | None  # time.monotonic() deadline; None while its stream lives
 
 
 def _account(session: Session) -> Account:
@@ -75,7 +63,7 @@ def _balance_payload(account: Account, stream_id: str | None, everything: bool) 
     return payload
 
 
-def balance(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def balance(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """``balance``: the current account's balance (``account: all`` adds ``accounts``)."""
     account = _account(session)
     which = request.get("account", "current")
@@ -90,15 +78,15 @@ def balance(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict
     return reply("balance", request, "balance", payload, sub)
 
 
-def transaction(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def transaction(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """``transaction``: start the stream of the account's transactions."""
     sub = _add_stream(session, "transaction", request, "transaction", "transaction")
     return reply("transaction", request, "transaction", {}, sub)
 
 
-def _notify_account(srv: LocalServer, account: Account, tx: dict[str, Any]) -> None:
+def _notify_account(state: ServerState, account: Account, tx: dict[str, Any]) -> None:
     """Send ``tx`` to the transaction streams and the new balance to the balance streams."""
-    for session in srv.sessions_snapshot():
+    for session in state.sessions_snapshot():
         if session.account is None or session.account.loginid != account.loginid:
             continue
         for stream in list(session.streams.values()):
@@ -135,29 +123,29 @@ def _tx(
 # -- proposal, buy, sell -------------------------------------------------------------------
 
 
-def proposal(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def proposal(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """``proposal``: price a CALL/PUT; with ``subscribe`` re-priced on every tick."""
     now = int(time.time())
-    quote = price(request, srv.market, now)
+    quote = price(request, state.market, now)
     if request.get("subscribe") == 1:
         sub = _add_stream(session, "proposal", request, "proposal", "proposal", symbol=quote.symbol)
-        srv.proposals[sub] = ProposalEntry(quote, session, None)
+        state.proposals[sub] = ProposalEntry(quote, session, None)
         return reply("proposal", request, "proposal", quote.payload(sub, now), sub)
     proposal_id = new_id()
-    srv.proposals[proposal_id] = ProposalEntry(quote, session, time.monotonic() + PROPOSAL_TTL)
+    state.proposals[proposal_id] = ProposalEntry(quote, session, time.monotonic() + PROPOSAL_TTL)
     return reply("proposal", request, "proposal", quote.payload(proposal_id, now))
 
 
-def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
+def buy(state: ServerState, session: Session, request: dict[str, Any]) -> None:
     """``buy``: from a proposal id, or ``"1"`` with ``parameters``; debits the balance."""
     account = _account(session)
     now = int(time.time())
     if request["buy"] == "1":
         if "parameters" not in request:
             raise ApiError("InvalidContractProposal", "Unknown contract proposal")
-        quote = price(request["parameters"], srv.market, now)
+        quote = price(request["parameters"], state.market, now)
     else:
-        entry = srv.proposals.get(request["buy"])
+        entry = state.proposals.get(request["buy"])
         if (
             entry is None
             or entry.session is not session
@@ -180,7 +168,7 @@ def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
         )
     if request["buy"] != "1":
         # Deriv ends a proposal's stream once it is bought.
-        srv.proposals.pop(request["buy"], None)
+        state.proposals.pop(request["buy"], None)
         session.remove_stream(request["buy"])
     contract = Contract(
         contract_id=next_id(),
@@ -200,7 +188,7 @@ def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
         buy_transaction_id=next_id(),
     )
     account.balance = round(account.balance - contract.buy_price, 2)
-    srv.contracts[contract.contract_id] = contract
+    state.contracts[contract.contract_id] = contract
     sub = None
     if request.get("subscribe") == 1:
         sub = _add_stream(
@@ -220,15 +208,15 @@ def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
     }
     message = reply("buy", request, "buy", receipt, sub)
     session.send(message)
-    _notify_account(srv, account, _tx(contract, account, "buy", -contract.buy_price, now))
+    _notify_account(state, account, _tx(contract, account, "buy", -contract.buy_price, now))
     # Sent here, not returned, so that it comes before the balance and transaction updates.
 
 
-def sell(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
+def sell(state: ServerState, session: Session, request: dict[str, Any]) -> None:
     """``sell``: sell an open contract at its bid price (``price`` is the minimum accepted)."""
     account = _account(session)
     now = int(time.time())
-    contract = srv.contracts.get(request["sell"])
+    contract = state.contracts.get(request["sell"])
     if contract is None or contract.loginid != account.loginid or contract.is_sold:
         raise ApiError(
             "InvalidSellContractProposal",
@@ -252,11 +240,11 @@ def sell(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
         "transaction_id": contract.sell_transaction_id,
     }
     session.send(reply("sell", request, "sell", receipt))
-    _send_contract_updates(srv, [contract], now)
-    _notify_account(srv, account, _tx(contract, account, "sell", bid, now))
+    _send_contract_updates(state, [contract], now)
+    _notify_account(state, account, _tx(contract, account, "sell", bid, now))
 
 
-def portfolio(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def portfolio(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """``portfolio``: the account's open contracts."""
     account = _account(session)
     types = request.get("contract_type")
@@ -276,7 +264,7 @@ def portfolio(srv: LocalServer, session: Session, request: dict[str, Any]) -> di
             "symbol": c.symbol,
             "transaction_id": c.buy_transaction_id,
         }
-        for c in srv.contracts.values()
+        for c in state.contracts.values()
         if c.loginid == account.loginid
         and not c.is_sold
         and (not types or c.contract_type in types)
@@ -288,7 +276,7 @@ def portfolio(srv: LocalServer, session: Session, request: dict[str, Any]) -> di
 
 
 def proposal_open_contract(
-    srv: LocalServer, session: Session, request: dict[str, Any]
+    state: ServerState, session: Session, request: dict[str, Any]
 ) -> dict[str, Any]:
     """``proposal_open_contract``: one contract (``contract_id``) or all open ones.
 
@@ -299,10 +287,10 @@ def proposal_open_contract(
     now = int(time.time())
     wanted = request.get("contract_id")
     if wanted is not None:
-        found = srv.contracts.get(wanted)
+        found = state.contracts.get(wanted)
         contracts = [found] if found is not None and found.loginid == account.loginid else []
     else:
-        contracts = [c for c in srv.contracts.values() if c.loginid == account.loginid]
+        contracts = [c for c in state.contracts.values() if c.loginid == account.loginid]
         contracts = [c for c in contracts if not c.is_sold]
     sub = None
     if request.get("subscribe") == 1 and (
@@ -332,9 +320,9 @@ def _poc_message(
     return reply(call, request, "proposal_open_contract", payload, sub)
 
 
-def _send_contract_updates(srv: LocalServer, contracts: list[Contract], now: int) -> None:
+def _send_contract_updates(state: ServerState, contracts: list[Contract], now: int) -> None:
     """Send the POC stream messages about ``contracts``; end the streams of sold ones."""
-    for session in srv.sessions_snapshot():
+    for session in state.sessions_snapshot():
         account = session.account
         if account is None:
             continue
@@ -352,11 +340,11 @@ def _send_contract_updates(srv: LocalServer, contracts: list[Contract], now: int
                     session.remove_stream(stream.id)
 
 
-def trading_tick(srv: LocalServer, symbol: str, epoch: int, quote: float) -> None:
+def trading_tick(state: ServerState, symbol: str, epoch: int, quote: float) -> None:
     """What a tick of ``symbol`` does: contracts move or settle, price streams update."""
     touched: list[Contract] = []
     settled: list[Contract] = []
-    for contract in srv.contracts.values():
+    for contract in state.contracts.values():
         if contract.symbol != symbol or contract.is_sold:
             continue
         touched.append(contract)
@@ -364,22 +352,22 @@ def trading_tick(srv: LocalServer, symbol: str, epoch: int, quote: float) -> Non
             contract.settle(epoch)
             settled.append(contract)
     if touched:
-        _send_contract_updates(srv, touched, epoch)
+        _send_contract_updates(state, touched, epoch)
     for contract in settled:
-        account = srv.accounts_by_login[contract.loginid]
+        account = state.accounts_by_login[contract.loginid]
         account.balance = round(account.balance + contract.sell_price, 2)
-        _notify_account(srv, account, _tx(contract, account, "sell", contract.sell_price, epoch))
+        _notify_account(state, account, _tx(contract, account, "sell", contract.sell_price, epoch))
     now_mono = time.monotonic()
-    for proposal_id, entry in list(srv.proposals.items()):
+    for proposal_id, entry in list(state.proposals.items()):
         if entry.expires is not None and entry.expires < now_mono:
-            del srv.proposals[proposal_id]
-    for session in srv.sessions_snapshot():
+            del state.proposals[proposal_id]
+    for session in state.sessions_snapshot():
         for stream in list(session.streams.values()):
             if stream.kind == "proposal" and stream.symbol == symbol:
                 try:
-                    new = price(stream.request, srv.market, epoch)
+                    new = price(stream.request, state.market, epoch)
                 except ApiError:
                     continue
-                srv.proposals[stream.id] = ProposalEntry(new, session, None)
+                state.proposals[stream.id] = ProposalEntry(new, session, None)
                 payload = new.payload(stream.id, epoch)
                 session.send(reply("proposal", stream.request, "proposal", payload, stream.id))
