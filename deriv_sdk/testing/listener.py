@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import itertools
-import logging
 import selectors
 import socket
 import ssl
@@ -28,6 +27,8 @@ from typing import Any
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.sync.server import Server, ServerConnection, serve
+
+from deriv_sdk.testing.logs import QuietLogger
 
 _CONN_PREFIX = "deriv_sdk-server-conn-"
 
@@ -85,7 +86,7 @@ class Listener:
                 compression=None,
                 close_timeout=1.0,  # loopback: a client that has not answered by then will not
                 create_connection=_Connection,
-                logger=logging.getLogger("deriv_sdk.testing.websockets"),
+                logger=QuietLogger(),  # never logs frames or request lines
                 **options,
             )
         except BaseException:
