@@ -19,9 +19,12 @@ import jsonschema
 import pytest
 import websocket
 
+import deriv_sdk.testing
 from deriv_sdk.testing import LocalServer
 
 DATA = Path(__file__).parent / "server_data"
+#: The schemas shipped with deriv_sdk.testing (byte-identical copies of Deriv's files).
+SCHEMAS = Path(deriv_sdk.testing.__file__).parent / "schemas"
 TOKEN = "test-token"
 #: Deriv's own authorize/example.json token: the servers of these tests accept it.
 EXAMPLE_TOKEN = "uw2mk7no3oktoRVVsB4Dz7TQncfABuFDgO95dlxfMxRuPUDz"
@@ -46,8 +49,8 @@ LenientDraft4 = jsonschema.validators.extend(
 
 @cache
 def receive_validator(call: str) -> Any:
-    """A validator for the official receive.json of ``call`` (copied in tests/server_data)."""
-    schema = json.loads((DATA / call / "receive.json").read_text())
+    """A validator for the official receive.json of ``call`` (the package's v3 copy)."""
+    schema = json.loads((SCHEMAS / "v3" / call / "receive.json").read_text())
     return LenientDraft4(schema)
 
 
@@ -59,7 +62,7 @@ def envelope_validator() -> Any:
 
 def example(call: str) -> dict[str, Any]:
     """The official example request of ``call``."""
-    data: dict[str, Any] = json.loads((DATA / call / "example.json").read_text())
+    data: dict[str, Any] = json.loads((SCHEMAS / "v3" / call / "example.json").read_text())
     return data
 
 

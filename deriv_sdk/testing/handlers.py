@@ -18,14 +18,14 @@ from deriv_sdk.testing.envelope import ApiError, new_id, reply
 from deriv_sdk.testing.market import GRANULARITIES, SYMBOLS, active_symbols, format_quote
 from deriv_sdk.testing.session import Session, Stream, stream_key
 from deriv_sdk.testing.state import ServerState
-from deriv_sdk.testing.validation import IMPLEMENTED, auth_required, find_call, validate
+from deriv_sdk.testing.validation import IMPLEMENTED, LEGACY, auth_required, find_call, validate
 
 Handler = Callable[[ServerState, Session, dict[str, Any]], "dict[str, Any] | None"]
 
 
-def msg_type_of(call: str | None, request: dict[str, Any]) -> str:
+def msg_type_of(call: str | None, request: dict[str, Any], api: str = LEGACY) -> str:
     """The ``msg_type`` of the (first) reply to ``request``; also used for its errors."""
-    if call is None or call not in IMPLEMENTED:
+    if call is None or call not in IMPLEMENTED[api]:
         return "error"
     if call == "ticks":
         return "tick"
@@ -42,20 +42,20 @@ def dispatch(
     Returns None when the handler queued its messages itself (``buy`` and ``sell`` queue
     their receipt before the balance and transaction updates they cause).
     """
-    call = find_call(request)
+    call = find_call(LEGACY, request)
     msg_type = msg_type_of(call, request)
     try:
         if not session.app_id_ok:
             raise ApiError("InvalidAppID", "Your app_id is invalid.")
-        if call is None or call not in IMPLEMENTED:
+        if call is None or call not in IMPLEMENTED[LEGACY]:
             raise ApiError("UnrecognisedRequest", "Unrecognised request.")
         limit = state.rate_limits.get(call)
         if limit is not None and not session.rate_ok(call, limit):
             raise ApiError("RateLimit", f"You have reached the rate limit for {call}.")
-        problem = validate(call, request)
+        problem = validate(LEGACY, call, request)
         if problem is not None:
             raise ApiError("InputValidationFailed", problem[0], problem[1])
-        if auth_required(call) and session.account is None:
+        if auth_required(LEGACY, call) and session.account is None:
             raise ApiError("AuthorizationRequired", "Please log in.")
         with state.lock:
             return HANDLERS[call](state, session, request)
