@@ -7,18 +7,20 @@ import logging
 from typing import Any
 
 import pytest
+import websocket
 
 from deriv_sdk.testing import LocalServer
 from deriv_sdk.testing.logs import QuietLogger
 
 try:
-    from tests.server_helpers import Client
+    from tests.server_helpers import Client, OptionsClient, Rest
 except ImportError:  # tests/ is not a package
-    from server_helpers import Client  # type: ignore[no-redef]
+    from server_helpers import Client, OptionsClient, Rest  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.timeout(30)
 
 SECRET_TOKEN = "SeCrEtToKeN0123456789abcdef"
+SECRET_PAT = "pat_SeCrEtPaT0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefgh"
 
 
 def _texts(records: list[logging.LogRecord]) -> list[str]:
@@ -55,6 +57,35 @@ def test_authorize_at_debug_logs_no_token(caplog: pytest.LogCaptureFixture) -> N
     assert "deriv_sdk.testing" in names  # the server did log (listening, stopped)
     assert "deriv_sdk.testing.websockets" in names  # and websockets through its logger
     assert_no_secret(caplog.records, SECRET_TOKEN)
+
+
+def test_rest_with_a_pat_and_otp_handshakes_at_debug_log_no_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with LocalServer(pats=[SECRET_PAT], tokens=[SECRET_TOKEN]) as srv:
+        rest = Rest(srv, SECRET_PAT)
+        account_id = rest.accounts()[0]["account_id"]
+        url = rest.otp_url(account_id)
+        status, _, _ = rest.call(
+            "GET", "/trading/v1/options/accounts", headers={"Deriv-App-ID": ""}
+        )
+        assert status == 401
+        rest.close()
+        otp = url.split("otp=", 1)[1]
+        c = OptionsClient(url)
+        assert c.request({"balance": 1})["balance"]["loginid"] == account_id
+        c.request({"authorize": SECRET_PAT})  # a v3 call with the PAT, on the new API
+        c.close()
+        with pytest.raises(websocket.WebSocketBadStatusException):
+            websocket.create_connection(url, timeout=5)  # the spent OTP: refused, logged
+        v3 = Client(srv.url)
+        v3.request({"authorize": SECRET_TOKEN})
+        v3.close()
+    texts = _texts(caplog.records)
+    assert any("response sent (401 Unauthorized)" in t for t in texts)  # websockets logged it
+    assert any("connection open" in t for t in texts)
+    assert_no_secret(caplog.records, SECRET_PAT, otp, SECRET_TOKEN)
 
 
 def test_quiet_logger_hides_debug_arguments_and_exception_text(

@@ -1,41 +1,114 @@
-"""Serving WebSocket connections: the handshake hook and the request loop of each connection.
+"""Serving WebSocket connections of both APIs: the handshake hooks and the request loop.
 
-:func:`process_request` runs during websockets' opening handshake (refusals, the URL);
-:func:`serve` runs on the connection's ``deriv_sdk-server-conn-N`` thread once it is open:
-it reads every request, records it, holds it while the server is stalled, and answers it
-through the dispatcher of the connection's API.
+:func:`process_request` runs during websockets' opening handshake. It picks the API by path:
+``/trading/v1/options/ws/public|demo|real`` is the new API (``demo``/``real`` need a valid
+``otp`` query parameter: 400 without one, 401 for a used, expired, unknown or wrong-path one,
+with Deriv's JSON bodies); any other path is v3 (whose URL must carry a numeric ``app_id``).
+:func:`process_response` logs every handshake with its final status. :func:`serve` runs on
+the connection's ``deriv_sdk-server-conn-N`` thread once it is open: it reads every request,
+logs it, holds it while the server is stalled, and answers it through the router.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection
 
-from deriv_sdk.testing import envelope
-from deriv_sdk.testing.handlers import dispatch
+from deriv_sdk.testing import envelope, rest
+from deriv_sdk.testing.pats import OptionsAccount
+from deriv_sdk.testing.router import dispatch
 from deriv_sdk.testing.session import Session
 from deriv_sdk.testing.state import ServerState
+from deriv_sdk.testing.validation import LEGACY, OPTIONS
 
 logger = logging.getLogger("deriv_sdk.testing")
+
+_KINDS = ("public", "demo", "real")
+
+
+@dataclass
+class Route:
+    """What the handshake decided for one connection (kept on the websockets connection)."""
+
+    api: str
+    path: str
+    otp: str | None = None
+    app_id_ok: bool = True
+    account: OptionsAccount | None = None
+
+
+def route_of(conn: ServerConnection) -> Route:
+    """The :class:`Route` of ``conn`` (a v3 route if its handshake never set one)."""
+    route = getattr(conn, "deriv_route", None)
+    return route if isinstance(route, Route) else Route(LEGACY, "/")
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    headers = Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status, HTTPStatus(status).phrase, headers, data)
+
+
+def _refuse(status: int, code: str, message: str, path: str, started: float) -> Response:
+    return _json(status, rest.error_body(status, code, message, path, "GET", started))
 
 
 def process_request(
     state: ServerState, conn: ServerConnection, request: Request
 ) -> Response | None:
-    """websockets' ``process_request`` hook: refuse the handshake, or note what the URL says."""
-    status = state.take_refusal()
-    if status is not None:
-        return conn.respond(status, "Service Unavailable\n")
-    query = parse_qs(urlsplit(request.path).query)
-    app_id = query.get("app_id", [""])[0]
-    conn.app_id_ok = app_id.isdigit()  # type: ignore[attr-defined]
+    """websockets' ``process_request`` hook: route the handshake, or refuse it."""
+    started = time.monotonic()
+    split = urlsplit(request.path)
+    query = parse_qs(split.query, keep_blank_values=True)
+    path = split.path
+    otp = query.get("otp", [None])[0]
+    route = Route(OPTIONS if path.startswith(rest.WS_PREFIX) else LEGACY, path, otp)
+    conn.deriv_route = route  # type: ignore[attr-defined]
+    refused = state.take_refusal()
+    if refused is not None:
+        return _refuse(refused, *rest.refusal_of(refused), path, started)
+    if route.api == LEGACY:
+        route.app_id_ok = query.get("app_id", [""])[0].isdigit()
+        return None
+    kind = path[len(rest.WS_PREFIX) :]
+    if kind not in _KINDS:
+        return _refuse(404, *rest.REFUSALS[404], path, started)
+    if kind == "public":
+        return None
+    if not otp:
+        return _refuse(400, "ValidationError", "OTP parameter is required", path, started)
+    with state.lock:
+        account_id = state.otps.redeem(otp, kind)
+        account = state.accounts_by_login.get(account_id) if account_id else None
+    if not isinstance(account, OptionsAccount):
+        return _refuse(401, "Unauthorized", "Invalid or expired OTP token", path, started)
+    route.account = account
+    return None
+
+
+def process_response(
+    state: ServerState, conn: ServerConnection, request: Request, response: Response
+) -> Response | None:
+    """websockets' ``process_response`` hook: log the handshake with its final status."""
+    route = route_of(conn)  # set by process_request, which websockets always runs first
+    state.record_handshake(route.api, route.path, response.status_code, route.otp)
     return None
 
 
@@ -49,12 +122,15 @@ def serve(
         conn: the websockets connection, after its handshake.
         start_writer: starts (and tracks, for stop()) the session's writer thread.
     """
+    route = route_of(conn)
     session = Session(
         conn,
         getattr(conn, "number", 0),
-        bool(getattr(conn, "app_id_ok", True)),
+        route.app_id_ok,
         lambda: state.stalled,
         lambda: state.delay,
+        route.api,
+        route.account,
     )
     with state.lock:
         if state.stopping.is_set():

@@ -1,5 +1,5 @@
-"""Request dispatch, and the calls that need no account: ping, time, website_status,
-active_symbols, ticks, ticks_history, forget, forget_all, authorize, logout.
+"""The v3 calls (:data:`HANDLERS`), and those the new API shares with it: ping, time, ticks,
+ticks_history, forget, forget_all, logout (the account calls are in :mod:`.trading`).
 
 Every handler runs on the connection's handler thread, takes the server's
 :class:`~deriv_sdk.testing.state.ServerState`, runs under its lock, and
@@ -13,61 +13,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from deriv_sdk.testing import envelope, trading
-from deriv_sdk.testing.envelope import ApiError, new_id, reply
+from deriv_sdk.testing import trading
+from deriv_sdk.testing.envelope import ApiError, reply
 from deriv_sdk.testing.market import GRANULARITIES, SYMBOLS, active_symbols, format_quote
 from deriv_sdk.testing.session import Session, Stream, stream_key
 from deriv_sdk.testing.state import ServerState
-from deriv_sdk.testing.validation import IMPLEMENTED, LEGACY, auth_required, find_call, validate
 
 Handler = Callable[[ServerState, Session, dict[str, Any]], "dict[str, Any] | None"]
 
 
-def msg_type_of(call: str | None, request: dict[str, Any], api: str = LEGACY) -> str:
-    """The ``msg_type`` of the (first) reply to ``request``; also used for its errors."""
-    if call is None or call not in IMPLEMENTED[api]:
-        return "error"
-    if call == "ticks":
-        return "tick"
-    if call == "ticks_history":
-        return "candles" if request.get("style") == "candles" else "history"
-    return call
-
-
-def dispatch(
-    state: ServerState, session: Session, request: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Answer one decoded request: the reply, or Deriv's error envelope.
-
-    Returns None when the handler queued its messages itself (``buy`` and ``sell`` queue
-    their receipt before the balance and transaction updates they cause).
-    """
-    call = find_call(LEGACY, request)
-    msg_type = msg_type_of(call, request)
-    try:
-        if not session.app_id_ok:
-            raise ApiError("InvalidAppID", "Your app_id is invalid.")
-        if call is None or call not in IMPLEMENTED[LEGACY]:
-            raise ApiError("UnrecognisedRequest", "Unrecognised request.")
-        limit = state.rate_limits.get(call)
-        if limit is not None and not session.rate_ok(call, limit):
-            raise ApiError("RateLimit", f"You have reached the rate limit for {call}.")
-        problem = validate(LEGACY, call, request)
-        if problem is not None:
-            raise ApiError("InputValidationFailed", problem[0], problem[1])
-        if auth_required(LEGACY, call) and session.account is None:
-            raise ApiError("AuthorizationRequired", "Please log in.")
-        with state.lock:
-            return HANDLERS[call](state, session, request)
-    except ApiError as err:
-        return envelope.error(call, request, err, msg_type)
-
-
-def _ping(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def ping(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     return reply("ping", request, "ping", "pong")
 
 
-def _time(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def server_time(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     return reply("time", request, "time", int(time.time()))
 
 
@@ -150,12 +109,12 @@ def _subscribe(
     key = key or stream_key(call, request)
     if key in session.stream_keys:
         raise ApiError("AlreadySubscribed", f"You are already subscribed to {what or call}.")
-    stream = Stream(new_id(), kind, call, request, key, msg_type, symbol, data or {})
+    stream = Stream(session.new_id(), kind, call, request, key, msg_type, symbol, data or {})
     session.add_stream(stream)
     return stream.id
 
 
-def _open_symbol(symbol: str) -> None:
+def open_symbol(symbol: str) -> None:
     info = SYMBOLS.get(symbol)
     if info is None:
         raise ApiError("InvalidSymbol", f"Symbol {symbol} invalid.")
@@ -163,10 +122,10 @@ def _open_symbol(symbol: str) -> None:
         raise ApiError("MarketIsClosed", "This market is presently closed.")
 
 
-def _ticks(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def ticks(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     symbols = request["ticks"] if isinstance(request["ticks"], list) else [request["ticks"]]
     for symbol in symbols:
-        _open_symbol(symbol)
+        open_symbol(symbol)
     # Deriv streams ticks even without "subscribe" (its docs say ticks subscribes itself).
     messages = []
     for symbol in symbols:
@@ -180,7 +139,7 @@ def _ticks(state: ServerState, session: Session, request: dict[str, Any]) -> dic
     return messages[0]
 
 
-def _ticks_history(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def ticks_history(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     symbol = request["ticks_history"]
     info = SYMBOLS.get(symbol)
     if info is None:
@@ -273,14 +232,14 @@ def _ohlc(stream: Stream, symbol: str, epoch: int, quote: float) -> dict[str, An
     return reply(stream.call, stream.request, "ohlc", ohlc, stream.id)
 
 
-def _forget(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def forget(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     stream = session.remove_stream(request["forget"])
     if stream is not None:
         state.proposals.pop(stream.id, None)
     return reply("forget", request, "forget", 1 if stream is not None else 0)
 
 
-def _forget_all(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def forget_all(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     kinds = request["forget_all"]
     kinds = set(kinds) if isinstance(kinds, list) else {kinds}
     ids = [s.id for s in list(session.streams.values()) if s.kind in kinds]
@@ -298,7 +257,7 @@ def _authorize(state: ServerState, session: Session, request: dict[str, Any]) ->
     return reply("authorize", request, "authorize", account.authorize_payload())
 
 
-def _logout(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def logout(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     session.account = None
     for stream in list(session.streams.values()):
         if stream.kind in ("balance", "transaction", "proposal_open_contract"):
@@ -311,17 +270,17 @@ HANDLERS: dict[str, Handler] = {
     "authorize": _authorize,
     "balance": trading.balance,
     "buy": trading.buy,
-    "forget": _forget,
-    "forget_all": _forget_all,
-    "logout": _logout,
-    "ping": _ping,
+    "forget": forget,
+    "forget_all": forget_all,
+    "logout": logout,
+    "ping": ping,
     "portfolio": trading.portfolio,
     "proposal": trading.proposal,
     "proposal_open_contract": trading.proposal_open_contract,
     "sell": trading.sell,
-    "ticks": _ticks,
-    "ticks_history": _ticks_history,
-    "time": _time,
+    "ticks": ticks,
+    "ticks_history": ticks_history,
+    "time": server_time,
     "transaction": trading.transaction,
     "website_status": _website_status,
 }

@@ -8,8 +8,8 @@ URL, with its ``otp``). A user who turns on DEBUG logging globally (``deriv-sdk 
 :class:`QuietLogger` is a :class:`logging.LoggerAdapter` of ``deriv_sdk.testing.websockets``
 that websockets sees as "DEBUG off" whatever the real level (so websockets does not even
 build its frame records), and that passes on INFO and higher records with their numeric
-arguments only (a status code, a port; every other argument shows as ``<hidden>``) and, of an
-exception, only its class name.
+arguments and HTTP reason phrases only (``connection rejected (401 Unauthorized)``; every
+other argument shows as ``<hidden>``) and, of an exception, only its class name.
 """
 
 from __future__ import annotations
@@ -17,10 +17,21 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from http import HTTPStatus
 from typing import Any
 
 #: The logger that websockets writes to.
 WEBSOCKETS_LOGGER = "deriv_sdk.testing.websockets"
+
+
+#: HTTP reason phrases ("Unauthorized"): safe to log, unlike other strings.
+_PHRASES = frozenset(s.phrase for s in HTTPStatus)
+
+
+def _is_safe(arg: object) -> bool:
+    if isinstance(arg, bool):
+        return False
+    return isinstance(arg, (int, float)) or (isinstance(arg, str) and arg in _PHRASES)
 
 
 class QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -36,17 +47,15 @@ class QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         """Log ``msg`` when ``level`` is INFO or higher, without anything a client sent.
 
-        Numeric arguments are kept, others replaced by ``<hidden>``; of an exception only the
-        class name is appended, so that a failure stays visible without its text.
+        Numbers and HTTP reason phrases are kept, other arguments replaced by ``<hidden>``;
+        of an exception only the class name is appended, so that a failure stays visible
+        without its text.
         """
         if not self.isEnabledFor(level):
             return
         text = str(msg)
         if args:
-            safe = tuple(
-                a if isinstance(a, (int, float)) and not isinstance(a, bool) else "<hidden>"
-                for a in args
-            )
+            safe = tuple(a if _is_safe(a) else "<hidden>" for a in args)
             try:
                 text = text % safe
             except (TypeError, ValueError):
