@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -29,18 +31,22 @@ def parse(*argv: str, output_options: bool = True) -> argparse.Namespace:
 
 def test_defaults() -> None:
     args = parse()
-    assert (args.host, args.port, args.tokens, args.tick_interval, args.seed) == (
-        "127.0.0.1",
-        8765,
-        None,
-        1.0,
-        None,
-    )
     assert args.json is False and args.verbose == 0
-    kwargs = command._server_kwargs(args)
-    assert kwargs["tokens"] == ["test-token"]
-    repeated = parse("--token", "a", "--token", "b", "-vv", "--json")
-    assert repeated.tokens == ["a", "b"] and repeated.verbose == 2 and repeated.json
+    assert command._server_kwargs(args) == {
+        "host": "127.0.0.1",
+        "port": 8765,
+        "tokens": ["test-token"],
+        "pats": ["test-pat"],
+        "tick_interval": 1.0,
+        "seed": None,
+        "otp_ttl": 120.0,
+    }
+    repeated = parse(
+        "--token", "a", "--token", "b", "--pat", "p1", "--pat", "p2", "--otp-ttl", "5", "-vv"
+    )
+    kwargs = command._server_kwargs(repeated)
+    assert kwargs["tokens"] == ["a", "b"] and kwargs["pats"] == ["p1", "p2"]
+    assert kwargs["otp_ttl"] == 5.0 and repeated.verbose == 2
 
 
 def test_without_output_options_a_cli_can_define_its_own() -> None:
@@ -52,39 +58,57 @@ def test_without_output_options_a_cli_can_define_its_own() -> None:
     assert args.json and args.port == 0
 
 
-def _serve_in_thread(*argv: str) -> tuple[threading.Thread, threading.Event, list[Any], list[str]]:
-    lines: list[str] = []
+def _serve_in_thread(
+    *argv: str, lines: int
+) -> tuple[threading.Thread, threading.Event, list[Any], list[str]]:
+    """Run the command in a thread; return once it printed ``lines`` lines (or ended)."""
+    out: queue.Queue[str | None] = queue.Queue()
     result: list[Any] = []
     stop = threading.Event()
-    ready = threading.Event()
-
-    def echo(line: str) -> None:
-        lines.append(line)
-        ready.set()
 
     def body() -> None:
         try:
-            result.append(command.run(parse(*argv), echo=echo, stop=stop))
+            result.append(command.run(parse(*argv), echo=out.put, stop=stop))
         except BaseException as exc:  # reported by the test
             result.append(exc)
-        ready.set()
+        out.put(None)
 
     thread = threading.Thread(target=body, name="test-serve")
     thread.start()
-    assert ready.wait(10)
-    return thread, stop, result, lines
+    printed: list[str] = []
+    while len(printed) < lines:
+        line = out.get(timeout=10)
+        if line is None:
+            break
+        printed.append(line)
+    return thread, stop, result, printed
 
 
 def test_run_off_the_main_thread_installs_no_signal_handler() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    thread, stop, result, lines = _serve_in_thread("--port", "0", "--token", "tok")
+    thread, stop, result, lines = _serve_in_thread(
+        "--port", "0", "--token", "tok", "--pat", "my-pat", lines=3
+    )
     try:
         assert result == [], result  # running, no "signal only works in main thread"
-        url = lines[0]
+        url, options_url, rest_url = lines
+        port = int(rest_url.rsplit(":", 1)[1])
+        assert rest_url == f"http://127.0.0.1:{port}"
+        assert options_url == f"ws://127.0.0.1:{port}/trading/v1/options/ws/public"
         ws = websocket.create_connection(url, timeout=5)
         ws.send(json.dumps({"authorize": "tok"}))
         assert json.loads(ws.recv())["authorize"]["balance"] == 10000
         ws.close()
+        ws = websocket.create_connection(options_url, timeout=5)
+        ws.send(json.dumps({"time": 1}))
+        assert json.loads(ws.recv())["msg_type"] == "time"
+        ws.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        headers = {"Authorization": "Bearer my-pat", "Deriv-App-ID": "x"}
+        conn.request("GET", "/trading/v1/options/accounts", headers=headers)
+        reply = conn.getresponse()
+        assert reply.status == 200 and len(json.loads(reply.read())["data"]) == 1
+        conn.close()
         assert signal.getsignal(signal.SIGTERM) is before
     finally:
         stop.set()
@@ -94,16 +118,18 @@ def test_run_off_the_main_thread_installs_no_signal_handler() -> None:
 
 def test_json_output_is_one_object_without_secrets() -> None:
     thread, stop, result, lines = _serve_in_thread(
-        "--port", "0", "--json", "--token", "very-secret-token"
+        "--port", "0", "--json", "--token", "very-secret-token", "--pat", "very-secret-pat", lines=1
     )
     stop.set()
     thread.join(10)
     assert result == [0]
     assert len(lines) == 1
     urls = json.loads(lines[0])
-    assert set(urls) >= {"url"}
+    assert list(urls) == ["url", "options_url", "rest_url"]
     assert urls["url"].startswith("ws://127.0.0.1:")
-    assert "very-secret-token" not in lines[0]
+    assert urls["options_url"].endswith("/trading/v1/options/ws/public")
+    assert urls["rest_url"].startswith("http://127.0.0.1:")
+    assert "very-secret" not in lines[0]
 
 
 def test_bad_values_exit_2_and_a_taken_port_exits_3(capsys: Any) -> None:
@@ -111,6 +137,8 @@ def test_bad_values_exit_2_and_a_taken_port_exits_3(capsys: Any) -> None:
     assert capsys.readouterr().err == "error: --tick-interval must be > 0\n"
     assert command.run(parse("--port", "70000")) == 2
     assert "--port" in capsys.readouterr().err
+    assert command.run(parse("--otp-ttl", "0")) == 2
+    assert capsys.readouterr().err == "error: --otp-ttl must be > 0\n"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -123,7 +151,17 @@ def test_bad_values_exit_2_and_a_taken_port_exits_3(capsys: Any) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child process")
 def test_python_m_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deriv_sdk.testing", "--port", "0", "--token", "s3cr3t"],
+        [
+            sys.executable,
+            "-m",
+            "deriv_sdk.testing",
+            "--port",
+            "0",
+            "--token",
+            "s3cr3t",
+            "--pat",
+            "pat-s3cr3t",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -141,6 +179,7 @@ def test_python_m_stops_on_sigterm() -> None:
         assert proc.wait(timeout=15) == 0
         out, err = proc.stdout.read(), proc.stderr.read()
         assert "Traceback" not in err
+        assert out.count("\n") == 2  # the options URL and the REST URL after the v3 one
         assert "s3cr3t" not in url + out + err
     finally:
         if proc.poll() is None:

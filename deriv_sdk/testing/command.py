@@ -57,12 +57,25 @@ def add_arguments(parser: argparse.ArgumentParser, *, output_options: bool = Tru
         help=f"a valid v3 token (repeatable; default {DEFAULT_TOKEN})",
     )
     parser.add_argument(
+        "--pat",
+        action="append",
+        dest="pats",
+        metavar="PAT",
+        help=f"a valid PAT of the new API (repeatable; default {DEFAULT_PAT})",
+    )
+    parser.add_argument(
         "--tick-interval",
         type=float,
         default=1.0,
         help="seconds between two ticks of every stream (default 1)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the random walk")
+    parser.add_argument(
+        "--otp-ttl",
+        type=float,
+        default=120.0,
+        help="seconds a one-time WebSocket URL stays valid (default 120)",
+    )
     if output_options:
         parser.add_argument("--json", action="store_true", help="print the URLs as one JSON object")
         parser.add_argument(
@@ -106,6 +119,9 @@ def run(
     if not args.tick_interval > 0:
         _error("--tick-interval must be > 0")
         return EXIT_USAGE
+    if not args.otp_ttl > 0:
+        _error("--otp-ttl must be > 0")
+        return EXIT_USAGE
     if not 0 <= args.port <= 65535:
         _error("--port must be between 0 and 65535")
         return EXIT_USAGE
@@ -146,8 +162,9 @@ def run(
 
 
 def server_urls(server: LocalServer) -> dict[str, str]:
-    """What the command prints: ``url`` (v3), in this order (never a token or a PAT)."""
-    return {"url": server.url}
+    """What the command prints, in this order: ``url`` (v3), ``options_url`` (the new API's
+    public socket) and ``rest_url`` (its REST base). Never a token or a PAT."""
+    return {"url": server.url, "options_url": server.options_url, "rest_url": server.rest_url}
 
 
 def _server_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,6 +172,8 @@ def _server_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "host": args.host,
         "port": args.port,
         "tokens": list(args.tokens or [DEFAULT_TOKEN]),
+        "pats": list(args.pats or [DEFAULT_PAT]),
         "tick_interval": args.tick_interval,
         "seed": args.seed,
+        "otp_ttl": args.otp_ttl,
     }
