@@ -288,3 +288,53 @@ def test_bad_json_on_the_new_api(public: OptionsClient) -> None:
     reply = public.recv()
     assert reply["error"]["code"] == "InputValidationFailed"
     assert public.request({"ping": 1})["ping"] == "pong"
+
+
+#: The calls the new API's sockets must answer (the task's list), with a request for each.
+LONG = {**{k: PROPOSAL[k] for k in PARAMETERS}, "duration": 600, "duration_unit": "s"}
+EVERY_CALL: list[dict[str, Any]] = [
+    {"ping": 1},
+    {"time": 1},
+    {"active_symbols": "brief"},
+    {"contracts_for": "R_50"},
+    {"trading_times": "today"},
+    {"ticks": "R_50", "subscribe": 1},
+    {"ticks_history": "R_50", "end": "latest", "count": 3},
+    {"proposal": 1, **LONG},
+    {"buy": "1", "price": 10, "parameters": LONG},
+    {"proposal_open_contract": 1, "subscribe": 1},
+    {"portfolio": 1},
+    {"balance": 1, "subscribe": 1},
+    {"transaction": 1, "subscribe": 1},
+    {"sell": 0, "price": 0},  # the contract bought above (its id is filled in)
+    {"profit_table": 1},
+    {"statement": 1},
+    {"forget": ""},  # the ticks stream above (its id is filled in)
+    {"forget_all": "proposal_open_contract"},
+    {"logout": 1},
+]
+LISTED = {
+    "ping", "time", "active_symbols", "contracts_for", "trading_times", "ticks",
+    "ticks_history", "proposal", "buy", "sell", "proposal_open_contract", "portfolio",
+    "profit_table", "statement", "balance", "transaction", "forget", "forget_all", "logout",
+}  # fmt: skip
+
+
+def test_every_listed_call_answers_valid_messages(options_server: LocalServer) -> None:
+    c = demo_client(options_server)
+    replies: dict[str, dict[str, Any]] = {}
+    for request in EVERY_CALL:
+        call = next(iter(request))
+        if call == "sell":
+            request = {**request, "sell": replies["buy"]["buy"]["contract_id"]}
+        if call == "forget":
+            request = {"forget": replies["ticks"]["subscription"]["id"]}
+        reply = c.request(request)  # OptionsClient validates it, and every stream message
+        assert "error" not in reply, reply
+        replies[call] = reply
+    assert set(replies) == LISTED
+    assert replies["sell"]["sell"]["contract_id"] == replies["buy"]["buy"]["contract_id"]
+    assert replies["forget"]["forget"] == 1
+    assert replies["profit_table"]["profit_table"]["count"] == 1
+    assert replies["logout"]["logout"] == 1
+    c.close()

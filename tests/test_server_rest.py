@@ -482,3 +482,41 @@ def test_https_rest_and_wss_on_one_port() -> None:
             plain.request("GET", "/v1/health")
             plain.getresponse()
         plain.close()
+
+
+def test_urllib_works_against_it(options_server: LocalServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    base = options_server.rest_url
+    with urllib.request.urlopen(f"{base}/v1/health", timeout=5) as response:
+        assert response.status == 200 and response.read() == b"OK"
+    request = urllib.request.Request(
+        f"{base}/trading/v1/options/accounts",
+        data=json.dumps(NEW_ACCOUNT).encode(),
+        headers={
+            "Authorization": f"Bearer {PAT}",
+            "Deriv-App-ID": APP_ID,
+            "Content-Type": "application/json",
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+        assert json.loads(response.read())["data"]["account_type"] == "demo"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{base}/trading/v1/options/accounts", timeout=5)
+    assert info.value.code == 401
+    assert json.loads(info.value.read())["errors"][0]["code"] == "Unauthorized"
+    info.value.close()
+
+
+def test_head_of_health(options_server: LocalServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", options_server.port, timeout=5)
+    conn.request("HEAD", "/v1/health")
+    response = conn.getresponse()
+    assert response.status == 200 and response.getheader("Content-Length") == "2"
+    assert response.read() == b""
+    conn.request("GET", "/v1/health")  # the connection is still in step
+    assert conn.getresponse().read() == b"OK"
+    conn.close()

@@ -104,7 +104,9 @@ def read_head(sock: socket.socket, buffer: bytearray, deadline: float, idle: boo
     Args:
         sock: the connection.
         buffer: bytes received but not used yet; the head is taken out of it.
-        deadline: ``time.monotonic()`` by which the whole head must be in.
+        deadline: ``time.monotonic()`` by which the whole head must be in; between keep-alive
+            requests (``idle``), by which the next request must begin (it then has
+            :data:`HEAD_TIMEOUT` from its first byte).
         idle: True between keep-alive requests (stray CRLFs before a request are skipped).
 
     Raises:
@@ -114,14 +116,12 @@ def read_head(sock: socket.socket, buffer: bytearray, deadline: float, idle: boo
     """
     while True:
         end = buffer.find(b"\r\n\r\n")
-        if end + 4 > MAX_HEAD:
+        if end + 4 > MAX_HEAD or (end < 0 and len(buffer) > MAX_HEAD):
             raise HttpError(431, "Request header fields too large")
         if end >= 0:
             head = bytes(buffer[: end + 4])
             del buffer[: end + 4]
             return head
-        if len(buffer) > MAX_HEAD:
-            raise HttpError(431, "Request header fields too large")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             if not buffer:  # not a byte in time: close without an answer
@@ -137,8 +137,12 @@ def read_head(sock: socket.socket, buffer: bytearray, deadline: float, idle: boo
         if not data:
             raise Closed()
         buffer += data
-        if idle and buffer.strip() == b"":
-            del buffer[:]  # stray CRLFs between requests (RFC 9112 section 2.2)
+        if idle:
+            if buffer.strip() == b"":
+                del buffer[:]  # stray CRLFs between requests (RFC 9112 section 2.2)
+            else:
+                idle = False  # a request begins: it has HEAD_TIMEOUT from now
+                deadline = time.monotonic() + HEAD_TIMEOUT
 
 
 def parse_head(head: bytes) -> HttpRequest:

@@ -170,7 +170,6 @@ class RestApi:
                 raise _Fail(400, "ValidationError", "A WebSocket upgrade request is expected")
             match = _ACCOUNT_PATH.match(path)
             if path != ACCOUNTS and match is None:
-                endpoint = path
                 raise _Fail(404, *REFUSALS[404])
             _allow(method, *(("GET", "POST") if match is None else ("POST",)))
             pat = _authenticate(self._state, request)

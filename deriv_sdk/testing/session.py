@@ -24,6 +24,7 @@ from websockets.sync.server import ServerConnection
 from deriv_sdk.testing.accounts import Account
 from deriv_sdk.testing.envelope import new_id
 from deriv_sdk.testing.pats import OptionsAccount
+from deriv_sdk.testing.validation import LEGACY, OPTIONS
 
 logger = logging.getLogger("deriv_sdk.testing")
 
@@ -82,7 +83,7 @@ class Session:
         app_id_ok: bool,
         is_stalled: Callable[[], bool],
         delay: Callable[[], float],
-        api: str = "legacy",
+        api: str = LEGACY,
         account: Account | OptionsAccount | None = None,
     ) -> None:
         self.conn = conn
@@ -108,7 +109,7 @@ class Session:
     def new_id(self) -> str:
         """A fresh stream or proposal id in this API's shape (the new API's are UUIDs with
         dashes, as in its docs; v3's are 32 hex characters)."""
-        return new_id(dashed=self.api == "options")
+        return new_id(dashed=self.api == OPTIONS)
 
     # -- streams (called under the server's state lock) ------------------------------
 
