@@ -58,6 +58,25 @@ def test_without_output_options_a_cli_can_define_its_own() -> None:
     assert args.json and args.port == 0
 
 
+def test_importing_the_command_needs_no_testing_extra() -> None:
+    code = (
+        "import sys, argparse, deriv_sdk.testing.command as c; "
+        "c.add_arguments(argparse.ArgumentParser()); "
+        "assert 'websockets' not in sys.modules and 'jsonschema' not in sys.modules"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+
+
+def test_without_the_testing_extra_run_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.setitem(sys.modules, "deriv_sdk.testing.server", None)  # import fails
+    assert command.run(parse("--port", "0")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the server needs the testing extra") and err.count("\n") == 1
+
+
 def _serve_in_thread(
     *argv: str, lines: int
 ) -> tuple[threading.Thread, threading.Event, list[Any], list[str]]:

@@ -11,6 +11,9 @@ options with the same defaults::
 the new API's public socket URL and its REST base URL, one per line in that order, or one
 JSON object with ``--json``) and serves in the foreground until Ctrl-C or SIGTERM. It never
 prints a token or a PAT.
+
+Importing this module needs only the standard library (the ``deriv-sdk`` CLI builds its
+parser on every run, with or without the ``testing`` extra); :func:`run` imports the server.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deriv_sdk.testing.server import LocalServer
+if TYPE_CHECKING:
+    from deriv_sdk.testing.server import LocalServer
 
 #: The token and the PAT the server accepts when none is given.
 DEFAULT_TOKEN = "test-token"
@@ -108,8 +112,8 @@ def run(
         stop: an event that ends the command when set (for embedding it, e.g. in a thread).
 
     Returns:
-        0 after a clean stop, 2 for a bad option value, 3 when the address cannot be bound.
-        A problem is one line on stderr, never a traceback.
+        0 after a clean stop, 2 for a bad option value (or no ``testing`` extra), 3 when the
+        address cannot be bound. A problem is one line on stderr, never a traceback.
 
     SIGTERM stops the server like Ctrl-C. Its handler is only installed when ``run`` is
     called on the main thread (Python allows signal handlers nowhere else), and the previous
@@ -128,6 +132,11 @@ def run(
     verbose = int(getattr(args, "verbose", 0) or 0)
     if verbose:
         logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO)
+    try:
+        from deriv_sdk.testing.server import LocalServer
+    except ImportError as exc:
+        _error(f"the server needs the testing extra: pip install 'deriv-sync-sdk[testing]' ({exc})")
+        return EXIT_USAGE
     done = stop if stop is not None else threading.Event()
     server = LocalServer(**_server_kwargs(args))
     previous: Any = None
