@@ -38,3 +38,9 @@ def test_testing_never_imports_the_client_side() -> None:
                 )
     plugin = _imports(PACKAGE / "pytest_plugin.py")
     assert "websockets" not in {n.split(".")[0] for n in plugin}
+
+
+def test_no_module_of_testing_is_over_500_lines() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py")}
+    assert len(sizes) >= 15
+    assert max(sizes.values()) <= 500, {n: s for n, s in sizes.items() if s > 500}

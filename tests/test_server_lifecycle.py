@@ -143,3 +143,33 @@ def test_deriv_server_marker_overrides_arguments(deriv_server: LocalServer) -> N
     ws.send(json.dumps({"authorize": "vip"}))
     assert json.loads(ws.recv())["authorize"]["balance"] == 5
     ws.close()
+
+
+def test_deriv_server_fixture_accepts_the_test_pat(deriv_server: LocalServer) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", deriv_server.port, timeout=5)
+    headers = {"Authorization": "Bearer test-pat", "Deriv-App-ID": "any-app"}
+    conn.request("GET", "/trading/v1/options/accounts", headers=headers)
+    response = conn.getresponse()
+    assert response.status == 200
+    (account,) = json.loads(response.read())["data"]
+    assert account["account_type"] == "demo" and account["balance"] == 10000
+    path = f"/trading/v1/options/accounts/{account['account_id']}/otp"
+    conn.request("POST", path, headers=headers)
+    url = json.loads(conn.getresponse().read())["data"]["url"]
+    conn.close()
+    ws = websocket.create_connection(url, timeout=5)
+    ws.send(json.dumps({"balance": 1}))
+    assert json.loads(ws.recv())["balance"]["loginid"] == account["account_id"]
+    ws.close()
+    ws = websocket.create_connection(deriv_server.options_url, timeout=5)
+    ws.send(json.dumps({"time": 1}))
+    assert json.loads(ws.recv())["msg_type"] == "time"
+    ws.close()
+
+
+@pytest.mark.deriv_server(pats={"mine": [{"account_id": "DOT12345678", "balance": 5}]})
+def test_deriv_server_marker_overrides_pats(deriv_server: LocalServer) -> None:
+    assert [a.account_id for a in deriv_server.pats["mine"]] == ["DOT12345678"]
+    assert "test-pat" not in deriv_server.pats

@@ -33,7 +33,7 @@ def next_id() -> int:
 class Account:
     """A trading account, shared by every connection authorized with its token."""
 
-    token: str
+    token: str = field(repr=False)
     loginid: str
     currency: str = "USD"
     balance: float = 10000.0

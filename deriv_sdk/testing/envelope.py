@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from deriv_sdk.testing.validation import mask_sensitive
+from deriv_sdk.testing.validation import LEGACY, mask_sensitive
 
 
 class ApiError(Exception):
@@ -31,14 +31,21 @@ class ApiError(Exception):
         self.details = details
 
 
-def new_id() -> str:
-    """A fresh stream or proposal id: 32 lowercase hex characters (a UUID4)."""
-    return uuid.uuid4().hex
+def new_id(dashed: bool = False) -> str:
+    """A fresh stream or proposal id: a UUID4 as 32 lowercase hex characters (v3's shape), or
+    with its dashes (``dashed``: the shape of the new API's documented examples)."""
+    return str(uuid.uuid4()) if dashed else uuid.uuid4().hex
 
 
 def base(call: str | None, request: dict[str, Any], msg_type: str) -> dict[str, Any]:
-    """The envelope fields of a message answering ``request``."""
-    message: dict[str, Any] = {"echo_req": mask_sensitive(call, request), "msg_type": msg_type}
+    """The envelope fields of a message answering ``request``.
+
+    ``echo_req`` masks the fields that v3's schemas mark ``sensitive`` whichever the API: the
+    new API's schemas mark none, and a v3 ``authorize`` sent to a new-API socket must not have
+    its token echoed either.
+    """
+    echo = mask_sensitive(LEGACY, call, request)
+    message: dict[str, Any] = {"echo_req": echo, "msg_type": msg_type}
     if isinstance(request.get("req_id"), int):
         message["req_id"] = request["req_id"]
     if isinstance(request.get("passthrough"), dict):

@@ -1,7 +1,8 @@
-"""Request dispatch, and the calls that need no account: ping, time, website_status,
-active_symbols, ticks, ticks_history, forget, forget_all, authorize, logout.
+"""The v3 calls (:data:`HANDLERS`), and those the new API shares with it: ping, time, ticks,
+ticks_history, forget, forget_all, logout (the account calls are in :mod:`.trading`).
 
-Every handler runs on the connection's handler thread, under the server's state lock, and
+Every handler runs on the connection's handler thread, takes the server's
+:class:`~deriv_sdk.testing.state.ServerState`, runs under its lock, and
 returns the reply (a dict) or raises :class:`~deriv_sdk.testing.envelope.ApiError`. Stream
 messages are queued on the session; nothing here blocks on a socket.
 """
@@ -10,68 +11,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from deriv_sdk.testing import envelope, trading
-from deriv_sdk.testing.envelope import ApiError, new_id, reply
+from deriv_sdk.testing import trading
+from deriv_sdk.testing.envelope import ApiError, reply
 from deriv_sdk.testing.market import GRANULARITIES, SYMBOLS, active_symbols, format_quote
 from deriv_sdk.testing.session import Session, Stream, stream_key
-from deriv_sdk.testing.validation import IMPLEMENTED, auth_required, find_call, validate
+from deriv_sdk.testing.state import ServerState
 
-if TYPE_CHECKING:
-    from deriv_sdk.testing.server import LocalServer
-
-Handler = Callable[["LocalServer", Session, dict[str, Any]], "dict[str, Any] | None"]
+Handler = Callable[[ServerState, Session, dict[str, Any]], "dict[str, Any] | None"]
 
 
-def msg_type_of(call: str | None, request: dict[str, Any]) -> str:
-    """The ``msg_type`` of the (first) reply to ``request``; also used for its errors."""
-    if call is None or call not in IMPLEMENTED:
-        return "error"
-    if call == "ticks":
-        return "tick"
-    if call == "ticks_history":
-        return "candles" if request.get("style") == "candles" else "history"
-    return call
-
-
-def dispatch(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any] | None:
-    """Answer one decoded request: the reply, or Deriv's error envelope.
-
-    Returns None when the handler queued its messages itself (``buy`` and ``sell`` queue
-    their receipt before the balance and transaction updates they cause).
-    """
-    call = find_call(request)
-    msg_type = msg_type_of(call, request)
-    try:
-        if not session.app_id_ok:
-            raise ApiError("InvalidAppID", "Your app_id is invalid.")
-        if call is None or call not in IMPLEMENTED:
-            raise ApiError("UnrecognisedRequest", "Unrecognised request.")
-        limit = srv.rate_limits.get(call)
-        if limit is not None and not session.rate_ok(call, limit):
-            raise ApiError("RateLimit", f"You have reached the rate limit for {call}.")
-        problem = validate(call, request)
-        if problem is not None:
-            raise ApiError("InputValidationFailed", problem[0], problem[1])
-        if auth_required(call) and session.account is None:
-            raise ApiError("AuthorizationRequired", "Please log in.")
-        with srv.lock:
-            return HANDLERS[call](srv, session, request)
-    except ApiError as err:
-        return envelope.error(call, request, err, msg_type)
-
-
-def _ping(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def ping(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     return reply("ping", request, "ping", "pong")
 
 
-def _time(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def server_time(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     return reply("time", request, "time", int(time.time()))
 
 
-def _website_status(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    limits = srv.rate_limits
+def _website_status(
+    state: ServerState, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
+    limits = state.rate_limits
 
     def per_minute(call: str, default: int) -> int:
         return limits.get(call, default)
@@ -125,8 +87,10 @@ def _website_status(srv: LocalServer, session: Session, request: dict[str, Any])
     return reply("website_status", request, "website_status", status, sub)
 
 
-def _active_symbols(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    items = active_symbols(srv.market, request["active_symbols"])
+def _active_symbols(
+    state: ServerState, session: Session, request: dict[str, Any]
+) -> dict[str, Any]:
+    items = active_symbols(state.market, request["active_symbols"])
     return reply("active_symbols", request, "active_symbols", items)
 
 
@@ -145,12 +109,12 @@ def _subscribe(
     key = key or stream_key(call, request)
     if key in session.stream_keys:
         raise ApiError("AlreadySubscribed", f"You are already subscribed to {what or call}.")
-    stream = Stream(new_id(), kind, call, request, key, msg_type, symbol, data or {})
+    stream = Stream(session.new_id(), kind, call, request, key, msg_type, symbol, data or {})
     session.add_stream(stream)
     return stream.id
 
 
-def _open_symbol(symbol: str) -> None:
+def open_symbol(symbol: str) -> None:
     info = SYMBOLS.get(symbol)
     if info is None:
         raise ApiError("InvalidSymbol", f"Symbol {symbol} invalid.")
@@ -158,24 +122,24 @@ def _open_symbol(symbol: str) -> None:
         raise ApiError("MarketIsClosed", "This market is presently closed.")
 
 
-def _ticks(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def ticks(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     symbols = request["ticks"] if isinstance(request["ticks"], list) else [request["ticks"]]
     for symbol in symbols:
-        _open_symbol(symbol)
+        open_symbol(symbol)
     # Deriv streams ticks even without "subscribe" (its docs say ticks subscribes itself).
     messages = []
     for symbol in symbols:
         sub = _subscribe(
             session, "ticks", request, "ticks", "tick", f"ticks:{symbol}", symbol, what=symbol
         )
-        tick = srv.market.tick(symbol, srv.market.epochs[symbol] or int(time.time()), sub)
+        tick = state.market.tick(symbol, state.market.epochs[symbol] or int(time.time()), sub)
         messages.append(reply("ticks", request, "tick", tick, sub))
     for extra in messages[1:]:
         session.send(extra)
     return messages[0]
 
 
-def _ticks_history(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def ticks_history(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     symbol = request["ticks_history"]
     info = SYMBOLS.get(symbol)
     if info is None:
@@ -218,13 +182,13 @@ def _ticks_history(srv: LocalServer, session: Session, request: dict[str, Any]) 
                 what=symbol,
             )
     if style == "candles":
-        candles = srv.market.candles(symbol, start, end, count, granularity)
+        candles = state.market.candles(symbol, start, end, count, granularity)
         if sub is not None and candles:
             last = candles[-1]
             session.streams[sub].data.update(candle=dict(last))
         message = reply("ticks_history", request, "candles", candles, sub)
     else:
-        prices, times = srv.market.history(symbol, start, end, count)
+        prices, times = state.market.history(symbol, start, end, count)
         message = reply(
             "ticks_history", request, "history", {"prices": prices, "times": times}, sub
         )
@@ -232,14 +196,14 @@ def _ticks_history(srv: LocalServer, session: Session, request: dict[str, Any]) 
     return message
 
 
-def market_tick(srv: LocalServer, symbol: str, epoch: int, quote: float) -> None:
+def market_tick(state: ServerState, symbol: str, epoch: int, quote: float) -> None:
     """Send the tick and candle stream messages of ``symbol`` (scheduler, under the lock)."""
-    for session in srv.sessions_snapshot():
+    for session in state.sessions_snapshot():
         for stream in list(session.streams.values()):
             if stream.symbol != symbol:
                 continue
             if stream.kind == "ticks":
-                tick = srv.market.tick(symbol, epoch, stream.id)
+                tick = state.market.tick(symbol, epoch, stream.id)
                 session.send(reply(stream.call, stream.request, "tick", tick, stream.id))
             elif stream.kind == "candles":
                 session.send(_ohlc(stream, symbol, epoch, quote))
@@ -268,32 +232,32 @@ def _ohlc(stream: Stream, symbol: str, epoch: int, quote: float) -> dict[str, An
     return reply(stream.call, stream.request, "ohlc", ohlc, stream.id)
 
 
-def _forget(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def forget(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     stream = session.remove_stream(request["forget"])
     if stream is not None:
-        srv.proposals.pop(stream.id, None)
+        state.proposals.pop(stream.id, None)
     return reply("forget", request, "forget", 1 if stream is not None else 0)
 
 
-def _forget_all(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def forget_all(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     kinds = request["forget_all"]
     kinds = set(kinds) if isinstance(kinds, list) else {kinds}
     ids = [s.id for s in list(session.streams.values()) if s.kind in kinds]
     for stream_id in ids:
         session.remove_stream(stream_id)
-        srv.proposals.pop(stream_id, None)
+        state.proposals.pop(stream_id, None)
     return reply("forget_all", request, "forget_all", ids)
 
 
-def _authorize(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    account = srv.accounts.get(request["authorize"])
+def _authorize(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    account = state.accounts.get(request["authorize"])
     if account is None:
         raise ApiError("InvalidToken", "The token is invalid.")
     session.account = account
     return reply("authorize", request, "authorize", account.authorize_payload())
 
 
-def _logout(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def logout(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     session.account = None
     for stream in list(session.streams.values()):
         if stream.kind in ("balance", "transaction", "proposal_open_contract"):
@@ -306,17 +270,17 @@ HANDLERS: dict[str, Handler] = {
     "authorize": _authorize,
     "balance": trading.balance,
     "buy": trading.buy,
-    "forget": _forget,
-    "forget_all": _forget_all,
-    "logout": _logout,
-    "ping": _ping,
+    "forget": forget,
+    "forget_all": forget_all,
+    "logout": logout,
+    "ping": ping,
     "portfolio": trading.portfolio,
     "proposal": trading.proposal,
     "proposal_open_contract": trading.proposal_open_contract,
     "sell": trading.sell,
-    "ticks": _ticks,
-    "ticks_history": _ticks_history,
-    "time": _time,
+    "ticks": ticks,
+    "ticks_history": ticks_history,
+    "time": server_time,
     "transaction": trading.transaction,
     "website_status": _website_status,
 }

@@ -33,6 +33,10 @@ FIXTURE_TICK_INTERVAL = 0.05
 #: The token the fixture's server accepts (a virtual USD account with 10,000).
 FIXTURE_TOKEN = "test-token"
 
+#: The PAT the fixture's server accepts for the new API (one demo account with 10,000 USD;
+#: any non-empty ``Deriv-App-ID`` goes with it).
+FIXTURE_PAT = "test-pat"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``deriv_server`` marker."""
@@ -46,16 +50,19 @@ def pytest_configure(config: pytest.Config) -> None:
 def deriv_server(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
     """A started :class:`~deriv_sdk.testing.LocalServer`, stopped after the test.
 
-    It listens on ``127.0.0.1`` on a free port, accepts the token ``"test-token"`` (a virtual
-    USD account with 10,000), ticks every 0.05 s and uses the seed 1234, so that the prices of
-    a test run are reproducible. Use ``deriv_server.url`` to connect. A
-    ``@pytest.mark.deriv_server(**kwargs)`` marker on the test overrides any of these
-    ``LocalServer`` arguments.
+    It listens on ``127.0.0.1`` on a free port, accepts the v3 token ``"test-token"`` (a
+    virtual USD account with 10,000) and the new API's PAT ``"test-pat"`` (one demo account
+    with 10,000 USD; any non-empty ``Deriv-App-ID``), ticks every 0.05 s and uses the seed
+    1234, so that the prices of a test run are reproducible. Connect with
+    ``deriv_server.url`` (v3), ``deriv_server.options_url`` and ``deriv_server.rest_url``
+    (the new API). A ``@pytest.mark.deriv_server(**kwargs)`` marker on the test overrides any
+    of these ``LocalServer`` arguments.
     """
     from deriv_sdk.testing.server import LocalServer
 
     kwargs: dict[str, Any] = {
         "tokens": [FIXTURE_TOKEN],
+        "pats": [FIXTURE_PAT],
         "tick_interval": FIXTURE_TICK_INTERVAL,
         "seed": 1234,
     }

@@ -22,6 +22,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection
 
 from deriv_sdk.testing.accounts import Account
+from deriv_sdk.testing.envelope import new_id
+from deriv_sdk.testing.pats import OptionsAccount
+from deriv_sdk.testing.validation import LEGACY, OPTIONS
 
 logger = logging.getLogger("deriv_sdk.testing")
 
@@ -69,6 +72,8 @@ class Session:
         app_id_ok: False when the handshake URL had no numeric ``app_id``.
         is_stalled: returns True while the server is stalled (nothing is sent).
         delay: returns the current answer delay in seconds.
+        api: ``"legacy"`` (v3) or ``"options"`` (the new API): the shapes of its messages.
+        account: the account the connection starts with (the new API's OTP account).
     """
 
     def __init__(
@@ -78,11 +83,14 @@ class Session:
         app_id_ok: bool,
         is_stalled: Callable[[], bool],
         delay: Callable[[], float],
+        api: str = LEGACY,
+        account: Account | OptionsAccount | None = None,
     ) -> None:
         self.conn = conn
         self.number = number
         self.app_id_ok = app_id_ok
-        self.account: Account | None = None
+        self.api = api
+        self.account: Account | OptionsAccount | None = account
         self.streams: dict[str, Stream] = {}
         self.stream_keys: dict[str, str] = {}
         self.calls: dict[str, deque[float]] = {}
@@ -97,6 +105,11 @@ class Session:
         self.writer = threading.Thread(
             target=self._write_loop, name=f"deriv_sdk-server-send-{number}", daemon=True
         )
+
+    def new_id(self) -> str:
+        """A fresh stream or proposal id in this API's shape (the new API's are UUIDs with
+        dashes, as in its docs; v3's are 32 hex characters)."""
+        return new_id(dashed=self.api == OPTIONS)
 
     # -- streams (called under the server's state lock) ------------------------------
 

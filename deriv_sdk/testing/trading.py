@@ -1,39 +1,32 @@
 """The calls that act on an account: balance, proposal, buy, proposal_open_contract, sell,
 portfolio, transaction; and what every tick does to open contracts and price streams.
 
-Like :mod:`deriv_sdk.testing.handlers`, every function here runs under the server's state lock
-and only queues messages.
+One implementation for both APIs: each message is built in the shape of the session it goes
+to (:mod:`deriv_sdk.testing.shapes`), so that a v3 and a new-API client share one market, one
+scheduler and one pricing. Like :mod:`deriv_sdk.testing.handlers`, every function here takes
+the :class:`~deriv_sdk.testing.state.ServerState`, runs under its lock and only queues messages.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from deriv_sdk.testing.accounts import Account, Contract, Quote, next_id, price
-from deriv_sdk.testing.envelope import ApiError, new_id, reply
+from deriv_sdk.testing import shapes
+from deriv_sdk.testing.accounts import Contract, next_id, price
+from deriv_sdk.testing.envelope import ApiError, reply
 from deriv_sdk.testing.market import SYMBOLS
+from deriv_sdk.testing.pats import DEMO_BALANCE
 from deriv_sdk.testing.session import Session, Stream, stream_key
-
-if TYPE_CHECKING:
-    from deriv_sdk.testing.server import LocalServer
+from deriv_sdk.testing.state import AnyAccount, ProposalEntry, ServerState
 
 #: Seconds a proposal id from a request without ``subscribe`` stays valid for ``buy``.
 PROPOSAL_TTL = 60.0
 
 
-@dataclass
-class ProposalEntry:
-    """A proposal id that ``buy`` accepts: its price, its connection, its expiry."""
-
-    quote: Quote
-    session: Session
-    expires: float | None  # time.monotonic() deadline; None while its stream lives
-
-
-def _account(session: Session) -> Account:
-    assert session.account is not None  # dispatch() checked auth_required
+def account_of(session: Session) -> AnyAccount:
+    """The session's account (the router checked ``auth_required`` before the handler)."""
+    assert session.account is not None
     return session.account
 
 
@@ -43,15 +36,26 @@ def _add_stream(
     key = stream_key(call, request)
     if key in session.stream_keys:
         raise ApiError("AlreadySubscribed", f"You are already subscribed to {call}.")
-    stream = Stream(new_id(), kind, call, request, key, msg_type, data.pop("symbol", None), data)
+    symbol = data.pop("symbol", None)
+    stream = Stream(session.new_id(), kind, call, request, key, msg_type, symbol, data)
     session.add_stream(stream)
     return stream.id
+
+
+def _sessions_of(state: ServerState, account: AnyAccount) -> list[Session]:
+    return [
+        s
+        for s in state.sessions_snapshot()
+        if s.account is not None and s.account.loginid == account.loginid
+    ]
 
 
 # -- balance and transaction ---------------------------------------------------------------
 
 
-def _balance_payload(account: Account, stream_id: str | None, everything: bool) -> dict[str, Any]:
+def _balance_payload(
+    account: AnyAccount, stream_id: str | None, everything: bool
+) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "balance": round(account.balance, 2),
         "currency": account.currency,
@@ -75,9 +79,9 @@ def _balance_payload(account: Account, stream_id: str | None, everything: bool) 
     return payload
 
 
-def balance(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
-    """``balance``: the current account's balance (``account: all`` adds ``accounts``)."""
-    account = _account(session)
+def balance(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+    """``balance``: the current account's balance (v3's ``account: all`` adds ``accounts``)."""
+    account = account_of(session)
     which = request.get("account", "current")
     if which not in ("current", "all", account.loginid):
         raise ApiError(
@@ -90,20 +94,18 @@ def balance(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict
     return reply("balance", request, "balance", payload, sub)
 
 
-def transaction(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def transaction(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """``transaction``: start the stream of the account's transactions."""
     sub = _add_stream(session, "transaction", request, "transaction", "transaction")
     return reply("transaction", request, "transaction", {}, sub)
 
 
-def _notify_account(srv: LocalServer, account: Account, tx: dict[str, Any]) -> None:
+def _notify_account(state: ServerState, account: AnyAccount, tx: dict[str, Any]) -> None:
     """Send ``tx`` to the transaction streams and the new balance to the balance streams."""
-    for session in srv.sessions_snapshot():
-        if session.account is None or session.account.loginid != account.loginid:
-            continue
+    for session in _sessions_of(state, account):
         for stream in list(session.streams.values()):
             if stream.kind == "transaction":
-                payload = {**tx, "id": stream.id}
+                payload = {**shapes.transaction(session.api, tx), "id": stream.id}
                 session.send(reply(stream.call, stream.request, "transaction", payload, stream.id))
             elif stream.kind == "balance":
                 payload = _balance_payload(account, stream.id, bool(stream.data.get("all")))
@@ -111,7 +113,7 @@ def _notify_account(srv: LocalServer, account: Account, tx: dict[str, Any]) -> N
 
 
 def _tx(
-    contract: Contract, account: Account, action: str, amount: float, now: int
+    contract: Contract, account: AnyAccount, action: str, amount: float, now: int
 ) -> dict[str, Any]:
     tx: dict[str, Any] = {
         "action": action,
@@ -132,32 +134,109 @@ def _tx(
     return tx
 
 
+def _record(
+    state: ServerState, account: AnyAccount, tx: dict[str, Any], contract: Contract
+) -> None:
+    """Add the ``statement`` row of transaction ``tx`` of ``contract``."""
+    state.add_statement(
+        account.loginid,
+        {
+            "action_type": tx["action"],
+            "amount": tx["amount"],
+            "balance_after": tx["balance"],
+            "contract_id": contract.contract_id,
+            "longcode": contract.longcode,
+            "payout": contract.payout,
+            "purchase_time": contract.date_start,
+            "reference_id": contract.buy_transaction_id if tx["action"] == "sell" else None,
+            "shortcode": contract.shortcode,
+            "transaction_id": tx["transaction_id"],
+            "transaction_time": tx["transaction_time"],
+        },
+    )
+
+
+def _book(
+    state: ServerState,
+    account: AnyAccount,
+    contract: Contract,
+    action: str,
+    amount: float,
+    now: int,
+) -> None:
+    """Book a buy or sell: statement row, transaction and balance stream messages."""
+    tx = _tx(contract, account, action, amount, now)
+    _record(state, account, tx, contract)
+    _notify_account(state, account, tx)
+
+
+def reset_balance(state: ServerState, account: AnyAccount) -> None:
+    """Put a demo account back to 10,000 (REST ``reset-demo-balance``), as a deposit or a
+    withdrawal of the difference, and tell its balance and transaction streams."""
+    now = int(time.time())
+    amount = round(DEMO_BALANCE - account.balance, 2)
+    account.balance = DEMO_BALANCE
+    if amount == 0:
+        return
+    action = "deposit" if amount > 0 else "withdrawal"
+    tx_id = next_id()
+    state.add_statement(
+        account.loginid,
+        {
+            "action_type": action,
+            "amount": amount,
+            "balance_after": DEMO_BALANCE,
+            "contract_id": None,
+            "longcode": "Reset of the demo account balance",
+            "payout": None,
+            "reference_id": None,
+            "shortcode": None,
+            "transaction_id": tx_id,
+            "transaction_time": now,
+        },
+    )
+    tx = {
+        "action": action,
+        "amount": amount,
+        "balance": DEMO_BALANCE,
+        "contract_id": None,
+        "currency": account.currency,
+        "longcode": "Reset of the demo account balance",
+        "transaction_id": tx_id,
+        "transaction_time": now,
+    }
+    _notify_account(state, account, tx)
+
+
 # -- proposal, buy, sell -------------------------------------------------------------------
 
 
-def proposal(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def proposal(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """``proposal``: price a CALL/PUT; with ``subscribe`` re-priced on every tick."""
     now = int(time.time())
-    quote = price(request, srv.market, now)
+    quote = price(shapes.contract_params(session.api, request), state.market, now)
     if request.get("subscribe") == 1:
         sub = _add_stream(session, "proposal", request, "proposal", "proposal", symbol=quote.symbol)
-        srv.proposals[sub] = ProposalEntry(quote, session, None)
-        return reply("proposal", request, "proposal", quote.payload(sub, now), sub)
-    proposal_id = new_id()
-    srv.proposals[proposal_id] = ProposalEntry(quote, session, time.monotonic() + PROPOSAL_TTL)
-    return reply("proposal", request, "proposal", quote.payload(proposal_id, now))
+        state.proposals[sub] = ProposalEntry(quote, session, None)
+        payload = shapes.proposal(session.api, quote, sub, now)
+        return reply("proposal", request, "proposal", payload, sub)
+    proposal_id = session.new_id()
+    state.proposals[proposal_id] = ProposalEntry(quote, session, time.monotonic() + PROPOSAL_TTL)
+    payload = shapes.proposal(session.api, quote, proposal_id, now)
+    return reply("proposal", request, "proposal", payload)
 
 
-def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
+def buy(state: ServerState, session: Session, request: dict[str, Any]) -> None:
     """``buy``: from a proposal id, or ``"1"`` with ``parameters``; debits the balance."""
-    account = _account(session)
+    account = account_of(session)
     now = int(time.time())
     if request["buy"] == "1":
         if "parameters" not in request:
             raise ApiError("InvalidContractProposal", "Unknown contract proposal")
-        quote = price(request["parameters"], srv.market, now)
+        params = shapes.contract_params(session.api, request["parameters"])
+        quote = price(params, state.market, now)
     else:
-        entry = srv.proposals.get(request["buy"])
+        entry = state.proposals.get(request["buy"])
         if (
             entry is None
             or entry.session is not session
@@ -180,7 +259,7 @@ def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
         )
     if request["buy"] != "1":
         # Deriv ends a proposal's stream once it is bought.
-        srv.proposals.pop(request["buy"], None)
+        state.proposals.pop(request["buy"], None)
         session.remove_stream(request["buy"])
     contract = Contract(
         contract_id=next_id(),
@@ -200,7 +279,7 @@ def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
         buy_transaction_id=next_id(),
     )
     account.balance = round(account.balance - contract.buy_price, 2)
-    srv.contracts[contract.contract_id] = contract
+    state.contracts[contract.contract_id] = contract
     sub = None
     if request.get("subscribe") == 1:
         sub = _add_stream(
@@ -218,17 +297,16 @@ def buy(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
         "start_time": now,
         "transaction_id": contract.buy_transaction_id,
     }
-    message = reply("buy", request, "buy", receipt, sub)
-    session.send(message)
-    _notify_account(srv, account, _tx(contract, account, "buy", -contract.buy_price, now))
     # Sent here, not returned, so that it comes before the balance and transaction updates.
+    session.send(reply("buy", request, "buy", receipt, sub))
+    _book(state, account, contract, "buy", -contract.buy_price, now)
 
 
-def sell(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
+def sell(state: ServerState, session: Session, request: dict[str, Any]) -> None:
     """``sell``: sell an open contract at its bid price (``price`` is the minimum accepted)."""
-    account = _account(session)
+    account = account_of(session)
     now = int(time.time())
-    contract = srv.contracts.get(request["sell"])
+    contract = state.contracts.get(request["sell"])
     if contract is None or contract.loginid != account.loginid or contract.is_sold:
         raise ApiError(
             "InvalidSellContractProposal",
@@ -252,31 +330,17 @@ def sell(srv: LocalServer, session: Session, request: dict[str, Any]) -> None:
         "transaction_id": contract.sell_transaction_id,
     }
     session.send(reply("sell", request, "sell", receipt))
-    _send_contract_updates(srv, [contract], now)
-    _notify_account(srv, account, _tx(contract, account, "sell", bid, now))
+    _send_contract_updates(state, [contract], now)
+    _book(state, account, contract, "sell", bid, now)
 
 
-def portfolio(srv: LocalServer, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+def portfolio(state: ServerState, session: Session, request: dict[str, Any]) -> dict[str, Any]:
     """``portfolio``: the account's open contracts."""
-    account = _account(session)
+    account = account_of(session)
     types = request.get("contract_type")
     contracts = [
-        {
-            "app_id": 1089,
-            "buy_price": c.buy_price,
-            "contract_id": c.contract_id,
-            "contract_type": c.contract_type,
-            "currency": c.currency,
-            "date_start": c.date_start,
-            "expiry_time": c.date_expiry,
-            "longcode": c.longcode,
-            "payout": c.payout,
-            "purchase_time": c.date_start,
-            "shortcode": c.shortcode,
-            "symbol": c.symbol,
-            "transaction_id": c.buy_transaction_id,
-        }
-        for c in srv.contracts.values()
+        shapes.portfolio_row(session.api, c)
+        for c in state.contracts.values()
         if c.loginid == account.loginid
         and not c.is_sold
         and (not types or c.contract_type in types)
@@ -288,21 +352,21 @@ def portfolio(srv: LocalServer, session: Session, request: dict[str, Any]) -> di
 
 
 def proposal_open_contract(
-    srv: LocalServer, session: Session, request: dict[str, Any]
+    state: ServerState, session: Session, request: dict[str, Any]
 ) -> dict[str, Any]:
     """``proposal_open_contract``: one contract (``contract_id``) or all open ones.
 
     An unknown contract id gets an empty ``proposal_open_contract`` object, as on Deriv. A sold
     contract gets its final state and no stream.
     """
-    account = _account(session)
+    account = account_of(session)
     now = int(time.time())
     wanted = request.get("contract_id")
     if wanted is not None:
-        found = srv.contracts.get(wanted)
+        found = state.contracts.get(wanted)
         contracts = [found] if found is not None and found.loginid == account.loginid else []
     else:
-        contracts = [c for c in srv.contracts.values() if c.loginid == account.loginid]
+        contracts = [c for c in state.contracts.values() if c.loginid == account.loginid]
         contracts = [c for c in contracts if not c.is_sold]
     sub = None
     if request.get("subscribe") == 1 and (
@@ -315,26 +379,36 @@ def proposal_open_contract(
         )  # fmt: skip
     if not contracts:
         return reply("proposal_open_contract", request, "proposal_open_contract", {}, sub)
-    messages = [_poc_message(c, request, "proposal_open_contract", sub, now) for c in contracts]
+    messages = [
+        _poc_message(session, c, request, "proposal_open_contract", sub, now) for c in contracts
+    ]
     for extra in messages[1:]:
         session.send(extra)
     return messages[0]
 
 
 def _poc_message(
-    contract: Contract, request: dict[str, Any], call: str, sub: str | None, now: int
+    session: Session,
+    contract: Contract,
+    request: dict[str, Any],
+    call: str,
+    sub: str | None,
+    now: int,
 ) -> dict[str, Any]:
-    payload = contract.open_contract(now)
-    if contract.is_sold:
-        sub = None  # the last message of a contract's stream has no subscription
+    """A POC message; the last one of a one-contract stream (sold) has no subscription, one
+    of the stream of every open contract (no ``contract_id``) keeps it."""
+    payload = shapes.open_contract(session.api, contract, now)
+    one_contract = request.get("contract_id") is not None or call == "buy"
+    if contract.is_sold and one_contract:
+        sub = None
     if sub is not None:
         payload["id"] = sub
     return reply(call, request, "proposal_open_contract", payload, sub)
 
 
-def _send_contract_updates(srv: LocalServer, contracts: list[Contract], now: int) -> None:
+def _send_contract_updates(state: ServerState, contracts: list[Contract], now: int) -> None:
     """Send the POC stream messages about ``contracts``; end the streams of sold ones."""
-    for session in srv.sessions_snapshot():
+    for session in state.sessions_snapshot():
         account = session.account
         if account is None:
             continue
@@ -347,16 +421,19 @@ def _send_contract_updates(srv: LocalServer, contracts: list[Contract], now: int
                     continue
                 if wanted is not None and wanted != contract.contract_id:
                     continue
-                session.send(_poc_message(contract, stream.request, stream.call, stream.id, now))
+                message = _poc_message(
+                    session, contract, stream.request, stream.call, stream.id, now
+                )
+                session.send(message)
                 if contract.is_sold and wanted is not None:
                     session.remove_stream(stream.id)
 
 
-def trading_tick(srv: LocalServer, symbol: str, epoch: int, quote: float) -> None:
+def trading_tick(state: ServerState, symbol: str, epoch: int, quote: float) -> None:
     """What a tick of ``symbol`` does: contracts move or settle, price streams update."""
     touched: list[Contract] = []
     settled: list[Contract] = []
-    for contract in srv.contracts.values():
+    for contract in state.contracts.values():
         if contract.symbol != symbol or contract.is_sold:
             continue
         touched.append(contract)
@@ -364,22 +441,23 @@ def trading_tick(srv: LocalServer, symbol: str, epoch: int, quote: float) -> Non
             contract.settle(epoch)
             settled.append(contract)
     if touched:
-        _send_contract_updates(srv, touched, epoch)
+        _send_contract_updates(state, touched, epoch)
     for contract in settled:
-        account = srv.accounts_by_login[contract.loginid]
+        account = state.accounts_by_login[contract.loginid]
         account.balance = round(account.balance + contract.sell_price, 2)
-        _notify_account(srv, account, _tx(contract, account, "sell", contract.sell_price, epoch))
+        _book(state, account, contract, "sell", contract.sell_price, epoch)
     now_mono = time.monotonic()
-    for proposal_id, entry in list(srv.proposals.items()):
+    for proposal_id, entry in list(state.proposals.items()):
         if entry.expires is not None and entry.expires < now_mono:
-            del srv.proposals[proposal_id]
-    for session in srv.sessions_snapshot():
+            del state.proposals[proposal_id]
+    for session in state.sessions_snapshot():
         for stream in list(session.streams.values()):
             if stream.kind == "proposal" and stream.symbol == symbol:
                 try:
-                    new = price(stream.request, srv.market, epoch)
+                    params = shapes.contract_params(session.api, stream.request)
+                    new = price(params, state.market, epoch)
                 except ApiError:
                     continue
-                srv.proposals[stream.id] = ProposalEntry(new, session, None)
-                payload = new.payload(stream.id, epoch)
+                state.proposals[stream.id] = ProposalEntry(new, session, None)
+                payload = shapes.proposal(session.api, new, stream.id, epoch)
                 session.send(reply("proposal", stream.request, "proposal", payload, stream.id))
