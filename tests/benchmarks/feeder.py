@@ -11,14 +11,15 @@ frames, so that the server costs as little as possible per message. Two ways to 
 - paced (``--rate HZ``, the mixed scenario): a stream like Deriv's, ``HZ`` ticks a second for
   as long as the connection lives, each stream with its own subscription id and the request's
   ``req_id`` and ``echo_req``; the first tick is the reply. ``forget`` / ``forget_all`` end
-  streams. Every stream is paced by its own thread against an absolute schedule.
+  streams. One thread per connection paces its streams, each on an absolute schedule.
 
 Also: ``{"ping": 1, "req_id": N}`` -> Deriv's ping envelope with ``req_id`` echoed; any other
 JSON request -> an empty envelope with ``msg_type`` and ``req_id`` echoed; WebSocket ping ->
 pong; close -> close. All writes to one connection go through one lock.
 
-Run: ``python feeder.py [--ticks N | --rate HZ]``; it prints ``PORT <n>`` on stdout once it
-listens and serves until stdin closes or it is killed.
+Run: ``python feeder.py [--ticks N | --rate HZ] [--cache DIR]``; it prints ``PORT <n>`` on
+stdout once it listens and serves until stdin closes or it is killed. With ``--cache`` the
+burst is built once and read back from ``DIR`` by later feeders of the same run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import heapq
+import itertools
 import json
+import os
 import random
 import socket
 import struct
@@ -35,9 +39,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PREBUILT = 1_000  # paced frames built at subscribe time: 10 s at 100 ticks/s
 _SUB_ID = "b4d42748-0744-c46b-f59b-cb7dd936bafa"  # from deriv-api/examples/ticks.json
 # symbol -> (first quote, pip size), shaped like Deriv's volatility indices
 SYMBOLS = {
@@ -98,6 +104,21 @@ def tick_stream(count: int, req_id: int = 1) -> bytes:
     return b"".join(frame(p) for p in tick_payloads(count, req_id))
 
 
+def _cached_stream(count: int, cache: str) -> bytes:
+    """The ``req_id`` 1 burst, from ``cache`` (a directory) when an earlier feeder left it."""
+    if not cache:
+        return tick_stream(count, 1)
+    path = Path(cache) / f"ticks-{count}.bin"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        data = tick_stream(count, 1)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(path)  # atomic: a reader never sees half a file
+        return data
+
+
 class _Conn:
     """One client connection: handshake, then read masked client frames and answer them."""
 
@@ -108,6 +129,7 @@ class _Conn:
         self.send_lock = threading.Lock()
         self.closed = threading.Event()
         self.streams: dict[str, threading.Event] = {}  # subscription id -> stop
+        self.pacer: _Pacer | None = None
         self.rng = random.Random()
 
     def run(self) -> None:
@@ -228,26 +250,58 @@ class _Conn:
     def _start_paced(self, request: dict[str, Any]) -> None:
         sub_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
         stop = self.streams[sub_id] = threading.Event()
-        seed = self.rng.getrandbits(32)
-        messages = tick_messages(request, sub_id, seed)
+        messages = tick_messages(request, sub_id, self.rng.getrandbits(32))
         self.send(frame(next(messages)))  # Deriv's reply to a ticks subscribe is the first tick
-        args = (messages, stop, 1.0 / self.server.rate)
-        threading.Thread(target=self._pace, args=args, daemon=True).start()
+        frames = [frame(next(messages)) for _ in range(PREBUILT)]  # no JSON work while pacing
+        more = (frame(m) for m in messages)  # a long run goes on with frames built as needed
+        if self.pacer is None:
+            self.pacer = _Pacer(self, 1.0 / self.server.rate)
+        self.pacer.add(itertools.chain(frames, more), stop)
 
-    def _pace(self, messages: Iterator[bytes], stop: threading.Event, period: float) -> None:
-        """Send one tick every ``period`` seconds on an absolute schedule until stopped."""
-        due = time.monotonic()
+
+class _Pacer:
+    """One thread sending every paced stream of a connection, each on an absolute schedule.
+
+    Stream k starts at phase frac(k * 0.618) of the period, so the streams' ticks are spread
+    over the period instead of arriving together (as different symbols do at Deriv).
+    """
+
+    def __init__(self, conn: _Conn, period: float) -> None:
+        self.conn = conn
+        self.period = period
+        self.cond = threading.Condition()
+        self.heap: list[tuple[float, int, Iterator[bytes], threading.Event]] = []
+        self.added = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def add(self, frames: Iterator[bytes], stop: threading.Event) -> None:
+        with self.cond:
+            phase = (self.added * 0.618) % 1.0
+            due = time.monotonic() + self.period * (1 + phase)
+            heapq.heappush(self.heap, (due, self.added, frames, stop))
+            self.added += 1
+            self.cond.notify()
+
+    def _run(self) -> None:
+        closed, cond, heap = self.conn.closed, self.cond, self.heap
         try:
-            while not stop.is_set() and not self.closed.is_set():
-                due += period
-                lag = due - time.monotonic()
-                if lag > 0:
-                    time.sleep(lag)
-                elif lag < -0.1:  # stalled (a client that stopped reading): no catch-up burst
-                    due = time.monotonic()
-                if stop.is_set():
-                    return
-                self.send(frame(next(messages)))
+            while not closed.is_set():
+                with cond:
+                    if not heap:
+                        cond.wait(0.1)
+                        continue
+                    due, n, frames, stop = heap[0]
+                    now = time.monotonic()
+                    if due > now:
+                        cond.wait(due - now)
+                        continue
+                    heapq.heappop(heap)
+                    if stop.is_set():
+                        continue
+                    # stalled (a client that stopped reading): no catch-up burst afterwards
+                    due = max(due + self.period, now - self.period)
+                    heapq.heappush(heap, (due, n, frames, stop))
+                self.conn.send(next(frames))
         except OSError:
             return
 
@@ -255,16 +309,18 @@ class _Conn:
 class Feeder:
     """Thread-per-connection loopback server; ``start()`` binds and returns the port."""
 
-    def __init__(self, ticks: int = 0, rate: float = 0.0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, ticks: int = 0, rate: float = 0.0, host: str = "127.0.0.1", cache: str = ""
+    ) -> None:
         self.ticks = ticks
         self.rate = rate
         self.host = host
         self._streams: dict[int, bytes] = {}
         self._lock = threading.Lock()
+        if ticks and not rate:
+            self._streams[1] = _cached_stream(ticks, cache)
         self._listener = socket.create_server((host, 0), backlog=512)
         self.port: int = self._listener.getsockname()[1]
-        if ticks and not rate:
-            self._streams[1] = tick_stream(ticks, 1)
 
     def stream_for(self, req_id: int) -> bytes:
         with self._lock:
@@ -294,8 +350,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=0, help="burst: tick messages per subscribe")
     parser.add_argument("--rate", type=float, default=0.0, help="paced: ticks/s per subscription")
+    parser.add_argument("--cache", default="", help="a directory to keep the built burst in")
     args = parser.parse_args()
-    feeder = Feeder(args.ticks, args.rate)
+    feeder = Feeder(args.ticks, args.rate, cache=args.cache)
     feeder.start()
     print(f"PORT {feeder.port}", flush=True)
     sys.stdin.read()  # serve until the runner closes our stdin (or kills us)

@@ -303,7 +303,10 @@ def verdicts(runs: list[dict[str, Any]], markdown: bool, before: Values | None =
     for line in _feeder_checks(runs, values):
         text += [line, ""]
     rows = [["target", "bound", "measured median [min-max]", "margin", "met"]]
+    ran = {scenario for scenario, _, _ in values}
     for t in TARGETS:
+        if t.scenario not in ran:
+            continue
         sign = ">=" if t.higher else "<="
         bound = t.bound
         if t.against == "before":

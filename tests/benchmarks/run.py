@@ -22,6 +22,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,9 +214,10 @@ def child_env(client: Client) -> dict[str, str]:
     return {**os.environ, **client.env, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
-def start_feeder(ticks: int, rate: float) -> tuple[subprocess.Popen[str], str]:
+def start_feeder(ticks: int, rate: float, cache: str) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, str(HERE / "feeder.py"), "--ticks", str(ticks), "--rate", str(rate)]
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "feeder.py"), "--ticks", str(ticks), "--rate", str(rate)],
+        [*cmd, "--cache", cache],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -234,7 +236,7 @@ def measure(client: Client, scenario: str, opts: argparse.Namespace) -> dict[str
     url = ""
     if client.network:
         ticks = opts.ticks if scenario == "stream" else 0
-        feeder, url = start_feeder(ticks, opts.rate if scenario == "mixed" else 0.0)
+        feeder, url = start_feeder(ticks, opts.rate if scenario == "mixed" else 0.0, opts.cache)
     adapter = client.adapter or client.name
     cmd = [client.python, str(HERE / "child.py"), adapter, scenario, "--url", url, *client.args]
     cmd += ["--ticks", str(opts.ticks), "--pings", str(opts.pings), "--idle", str(opts.idle)]
@@ -365,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         print("note:", note, file=sys.stderr)
     runs: list[dict[str, Any]] = []
     started = time.time()
+    cache = tempfile.TemporaryDirectory(prefix="deriv-sdk-bench-")
+    opts.cache = cache.name  # the feeders build the burst once per run, not per measurement
     git_state = _git_state()  # before the run: the SDK may change under a long one
     for rep in range(opts.reps):
         sdk_before = sdk_fingerprint()
@@ -390,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         if sdk_fingerprint() != sdk_before:
             notes.append(f"deriv_sdk/ changed during repetition {rep + 1}: its rows mix versions")
             print("note:", notes[-1], file=sys.stderr)
+    cache.cleanup()
     summary = summarize(runs)
     labels = {c.name: c.label for c in clients}
     before = None
