@@ -273,6 +273,9 @@ def _check(client: Client, result: dict[str, Any]) -> str:
         return "wsaccel was loaded: this baseline is a plain websocket-client install"
     if "--max-queue" in client.args and "max_queue" not in result:
         return "max_queue was not passed"
+    sdk_file = result.get("deriv_sdk_file")
+    if sdk_file and not Path(sdk_file).resolve().is_relative_to(REPO / "deriv_sdk"):
+        return f"deriv_sdk imported from {sdk_file}, not from this checkout"
     return ""
 
 
