@@ -27,7 +27,6 @@ import floor
 
 REPO = Path(__file__).resolve().parents[2]
 PING = {"ping": 1}
-WARMUP = 200
 
 
 class _HideOrjson(importlib.abc.MetaPathFinder):
@@ -186,11 +185,11 @@ def scenario_stream(client: str, url: str, opts: argparse.Namespace) -> dict[str
 
 def scenario_rtt(client: str, url: str, opts: argparse.Namespace) -> dict[str, Any]:
     if client == "deriv-api":
-        latencies = asyncio.run(adapters.derivapi_rtt(url, opts.pings, warmup=WARMUP))
+        latencies = asyncio.run(adapters.derivapi_rtt(url, opts.pings, warmup=opts.warmup))
     else:
         conn = make(client, opts)
         conn.connect(url)
-        for _ in range(WARMUP):  # warm up caches, allocators and the server's thread
+        for _ in range(opts.warmup):  # warm up caches, allocators and the server's thread
             conn.request(PING)
         latencies = _timed_requests(conn, opts.pings)
         conn.close()
@@ -209,7 +208,7 @@ def scenario_mixed(client: str, url: str, opts: argparse.Namespace) -> dict[str,
     # client reads only while one of its calls waits).
     deadline = time.monotonic() + 10
     done = 0
-    while done < WARMUP or min(s.n for s in streams) < 3:
+    while done < opts.warmup or min(s.n for s in streams) < 3:
         conn.request(PING)
         done += 1
         if time.monotonic() > deadline:
@@ -344,6 +343,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=100_000)
     parser.add_argument("--pings", type=int, default=5_000)
     parser.add_argument("--mixed-pings", type=int, default=2_000)
+    parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--streams", type=int, default=5)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--threads", type=int, default=8)

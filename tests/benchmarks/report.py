@@ -342,10 +342,9 @@ def verdicts(runs: list[dict[str, Any]], markdown: bool, before: Values | None =
                 continue
             met = mid >= limit if t.higher else mid <= limit
             margin = (mid / limit - 1) if t.higher else (1 - mid / limit)
-            rows.append(
-                [label + name, f"{sign} {limit:.3g}{unit}", shown, f"{margin:+.0%}",
-                 "yes" if met else "NO"]
-            )  # fmt: skip
+            spread = f"{margin:+.1%}" if abs(margin) < 0.1 else f"{margin:+.0%}"
+            met_text = "yes" if met else "NO"
+            rows.append([label + name, f"{sign} {limit:.3g}{unit}", shown, spread, met_text])
     text += _render(rows, markdown)
     text.append(
         "margin: how far the median is inside the bound (+) or beyond it (-), relative to it."

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 ALL = ("stream", "rtt", "mixed", "threads", "idle", "setup")
 REPO = HERE.parents[1]
 BEFORE = HERE / "results" / "2026-12-01-before.json"
-SIZES: tuple[str, ...] = ("reps", "ticks", "pings", "mixed_pings", "streams", "rate")
+SIZES: tuple[str, ...] = ("reps", "ticks", "pings", "mixed_pings", "warmup", "streams", "rate")
 SIZES += ("threads", "per_thread", "idle", "connects")
 
 
@@ -242,7 +242,7 @@ def measure(client: Client, scenario: str, opts: argparse.Namespace) -> dict[str
     cmd += ["--ticks", str(opts.ticks), "--pings", str(opts.pings), "--idle", str(opts.idle)]
     cmd += ["--threads", str(opts.threads), "--per-thread", str(opts.per_thread)]
     cmd += ["--connects", str(opts.connects), "--mixed-pings", str(opts.mixed_pings)]
-    cmd += ["--streams", str(opts.streams), "--rate", str(opts.rate)]
+    cmd += ["--streams", str(opts.streams), "--rate", str(opts.rate), "--warmup", str(opts.warmup)]
     try:
         proc = subprocess.run(
             cmd, env=child_env(client), capture_output=True, text=True, timeout=opts.timeout
@@ -295,7 +295,10 @@ def _git_state() -> str:
         return proc.stdout.strip()
 
     dirty = git("status", "--porcelain", "--", "deriv_sdk")
-    return git("rev-parse", "--short", "HEAD") + (" + uncommitted deriv_sdk changes" * bool(dirty))
+    head = git("rev-parse", "--short", "HEAD")
+    sdk = git("log", "-1", "--format=%h", "--", "deriv_sdk")
+    state = head if sdk == head else f"{head}, deriv_sdk/ as of {sdk}"
+    return state + (" + uncommitted deriv_sdk changes" * bool(dirty))
 
 
 def versions(clients: list[Client]) -> dict[str, str]:
@@ -323,6 +326,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ticks", type=int, default=100_000, help="stream: messages")
     parser.add_argument("--pings", type=int, default=5_000, help="rtt: timed requests")
     parser.add_argument("--mixed-pings", type=int, default=2_000, help="mixed: timed requests")
+    parser.add_argument("--warmup", type=int, default=200, help="rtt, mixed: untimed requests")
     parser.add_argument("--streams", type=int, default=5, help="mixed: subscriptions (<= 5)")
     parser.add_argument("--rate", type=float, default=100.0, help="mixed: ticks/s per stream")
     parser.add_argument("--threads", type=int, default=8)
@@ -353,7 +357,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opts = parser.parse_args(argv)
     if opts.smoke:
         opts.reps, opts.ticks, opts.pings, opts.per_thread = 1, 2_000, 200, 50
-        opts.mixed_pings, opts.idle, opts.connects, opts.timeout = 200, 5, 5, 120.0
+        opts.mixed_pings, opts.warmup, opts.idle, opts.connects = 200, 20, 5, 5
+        opts.timeout = 120.0
     opts.only = opts.only.split(",") if opts.only else list(ALL)
     opts.clients = opts.clients.split(",") if opts.clients else None
     if set(opts.only) - set(ALL):
