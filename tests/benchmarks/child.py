@@ -154,9 +154,10 @@ def scenario_stream(client: str, url: str, opts: argparse.Namespace) -> dict[str
     elif client == "deriv-api":
         asyncio.run(adapters.derivapi_stream(url, counter))
     elif client == "raw-drain":
+        size = sum(len(feeder.frame(p)) for p in feeder.tick_payloads(opts.ticks))
         raw = floor.RawDrainClient()
         raw.connect(url)
-        raw.drain(opts.ticks)
+        raw.drain(size)
         raw.close()
         if raw.frames != opts.ticks:
             raise RuntimeError(f"raw drain got {raw.frames} of {opts.ticks} frames")
