@@ -94,8 +94,8 @@ TARGETS = [
         "idle, threads per connection, no worse than before",
     ),
     Target(
-        "deriv_sdk", "idle", "rss_kib_per_conn", "before", 1.05,
-        "idle, RSS per connection, no worse than before (+5% allowance)",
+        "deriv_sdk", "idle", "rss_kib_per_conn", "before", 1.10,
+        "idle, RSS per connection, no worse than before (+10%: it moved 5% between runs)",
     ),
     Target(
         "deriv_sdk", "setup", "median_us", "before", 1.10,
