@@ -1,51 +1,84 @@
 """The benchmarked clients, each behind one small synchronous interface.
 
-Every adapter is built with no arguments (nothing touches the network) and offers:
+Every adapter is built as ``Adapter(threaded=False, message_listener=False, **variant)``
+(nothing touches the network) and offers:
 
 - ``connect(url)``: construct the library's objects and block until the connection is open
   (this is the span that the "setup" scenario times);
 - ``stream(on_tick)``: subscribe to ticks (``req_id`` 1) and call ``on_tick(decoded_dict)`` for
-  every message, on whatever thread the library delivers it; returns at once;
+  every message, on whatever thread the library delivers it; returns at once, or once the
+  stream is done for clients that read on the caller's thread;
+- ``subscribe(payload, listener)``: start a stream, block until its first reply; ``listener``
+  gets that and every later message of the stream (the mixed scenario);
 - ``request(payload) -> dict``: one round trip matched by ``req_id``; safe from several threads
   when the adapter was built with ``threaded=True``;
-- ``close()``.
+- ``close()``;
+- ``messages``: with ``message_listener=True``, the count of every message the client's
+  "message listener" saw (``deriv_sdk``: a real ``on("message")`` listener; WebSocketApp: its
+  ``on_message``; the floor: its read loop).
 
 The libraries are imported lazily, so this module also loads in the python-deriv-api venv, which
 has no websocket-client. python-deriv-api is asyncio-only: see ``derivapi_stream`` and
-``derivapi_rtt`` at the end.
+``derivapi_rtt`` at the end. The floors (a minimal hand-written client, the raw drain) are in
+``floor.py``.
 """
 
 from __future__ import annotations
 
-import base64
+import inspect
 import itertools
 import json
-import os
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-SUBSCRIBE = {"ticks": "R_100", "subscribe": 1, "req_id": 1}
+from floor import FloorClient, RawDrainClient
+
+SUBSCRIBE = {"ticks": "R_50", "subscribe": 1, "req_id": 1}
 TIMEOUT = 30.0
 Tick = Callable[[Any], None]
+DEFAULT = "default"  # max_queue: leave the keyword out (the default a user gets)
+
+
+def wsaccel_in_use() -> bool:
+    """True when websocket-client actually took wsaccel's UTF-8 validator and masker."""
+    import websocket._abnf
+    import websocket._utils
+
+    return hasattr(websocket._utils, "Utf8Validator") and hasattr(
+        websocket._abnf, "XorMaskerSimple"
+    )
+
+
+def check_wsaccel(expect: str) -> None:
+    """Fail loudly when websocket-client's wsaccel use is not what this client claims."""
+    if expect == "any":
+        return
+    used = wsaccel_in_use()
+    if expect == "required" and not used:
+        raise RuntimeError(
+            "wsaccel is required for this client but websocket-client is not using it "
+            "(install it with `pip install --target DIR wsaccel`, pass --wsaccel-path DIR)"
+        )
+    if expect == "forbidden" and used:
+        raise RuntimeError("wsaccel is in use, but this client is the plain install without it")
 
 
 class _Pending:
     """req_id -> (Event, slot) table: the obvious correct way to match replies to callers."""
 
     def __init__(self) -> None:
-        self._ids = itertools.count(1000)  # 1 is the stream's req_id
+        self._ids = itertools.count(1000)  # below 1000: the streams' req_ids
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[threading.Event, list[Any]]] = {}
 
-    def add(self) -> tuple[int, threading.Event, list[Any]]:
-        event, slot = threading.Event(), []
+    def add(self, req_id: int | None = None) -> tuple[int, threading.Event, list[Any]]:
+        event, slot = threading.Event(), list[Any]()
         with self._lock:
-            req_id = next(self._ids)
+            if req_id is None:
+                req_id = next(self._ids)
             self._waiting[req_id] = (event, slot)
         return req_id, event, slot
 
@@ -58,8 +91,10 @@ class _Pending:
         entry[0].set()
         return True
 
-    def request(self, send: Callable[[str], Any], payload: dict[str, Any]) -> dict[str, Any]:
-        req_id, event, slot = self.add()
+    def request(
+        self, send: Callable[[str], Any], payload: dict[str, Any], req_id: int | None = None
+    ) -> dict[str, Any]:
+        req_id, event, slot = self.add(req_id)
         send(json.dumps({**payload, "req_id": req_id}))
         if not event.wait(TIMEOUT):
             raise TimeoutError(f"no reply to req_id {req_id}")
@@ -67,15 +102,27 @@ class _Pending:
 
 
 class WebSocketAppClient:
-    """websocket-client ``WebSocketApp`` with default settings, ``json.loads`` in on_message."""
+    """websocket-client ``WebSocketApp`` with default settings, ``json.loads`` in on_message.
 
-    def __init__(self, threaded: bool = False) -> None:
+    Replies are matched by a ``_Pending`` table; stream messages go to their stream's callback
+    by ``req_id`` (the routing a bot writes on top of WebSocketApp).
+    """
+
+    def __init__(
+        self, threaded: bool = False, message_listener: bool = False, wsaccel: str = "any"
+    ) -> None:
         self._pending = _Pending()
         self._on_tick: Tick | None = None
+        self._streams: dict[Any, Tick] = {}
+        self._stream_ids = itertools.count(1)
+        self._count = message_listener
+        self._wsaccel = wsaccel
+        self.messages = 0
 
     def connect(self, url: str) -> None:
         import websocket
 
+        check_wsaccel(self._wsaccel)
         opened = threading.Event()
         self.app = websocket.WebSocketApp(
             url, on_open=lambda ws: opened.set(), on_message=self._on_message
@@ -90,12 +137,24 @@ class WebSocketAppClient:
         on_tick = self._on_tick
         if on_tick is not None:
             on_tick(data)
-        else:
-            self._pending.resolve(data)
+            return
+        if self._count:
+            self.messages += 1
+        if not self._pending.resolve(data):
+            listener = self._streams.get(data.get("req_id"))
+            if listener is not None:
+                listener(data)
 
     def stream(self, on_tick: Tick) -> None:
         self._on_tick = on_tick
         self.app.send(json.dumps(SUBSCRIBE))
+
+    def subscribe(self, payload: dict[str, Any], listener: Tick) -> dict[str, Any]:
+        req_id = next(self._stream_ids)
+        self._streams[req_id] = listener  # before sending: later messages go straight to it
+        first = self._pending.request(self.app.send, {**payload, "subscribe": 1}, req_id)
+        listener(first)
+        return first
 
     def request(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._pending.request(self.app.send, payload)
@@ -115,14 +174,19 @@ class LowLevelClient:
     ``_Pending`` table instead.
     """
 
-    def __init__(self, threaded: bool = False) -> None:
+    def __init__(
+        self, threaded: bool = False, message_listener: bool = False, wsaccel: str = "any"
+    ) -> None:
         self._threaded = threaded
         self._pending = _Pending()
         self._ids = itertools.count(1000)
+        self._wsaccel = wsaccel
+        self.messages = 0
 
     def connect(self, url: str) -> None:
         import websocket
 
+        check_wsaccel(self._wsaccel)
         self.ws = websocket.create_connection(url)
         if self._threaded:
             self._reader = threading.Thread(target=self._read_loop, daemon=True)
@@ -163,21 +227,66 @@ class LowLevelClient:
             self._reader.join(TIMEOUT)
 
 
-class DerivSdkClient:
-    """``deriv_sdk.Connection`` as API.md describes it (no keepalive, no reconnect)."""
+def sdk_parameter(name: str) -> inspect.Parameter | None:
+    """The installed ``deriv_sdk.Connection``'s keyword ``name``, None when it has none."""
+    from deriv_sdk import Connection
 
-    def __init__(self, threaded: bool = False) -> None:
-        pass
+    return inspect.signature(Connection).parameters.get(name)
+
+
+class _MessageCount:
+    """The ``message`` listener of a bot that only needs to see traffic: reads ``data``, counts."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, event: Any) -> None:
+        if event.data is not None:
+            self.n += 1
+
+
+class DerivSdkClient:
+    """``deriv_sdk.Connection`` through its public API, with the defaults a user gets.
+
+    ``Connection(url=...)``: keepalive on, reconnect on, default ``max_queue``. Only
+    ``max_queue`` can be overridden (``None``: unbounded), and only when the installed
+    ``Connection`` has that keyword; otherwise ``connect()`` raises (never measured silently
+    as something else). The stream goes through ``subscribe(payload, listener)``.
+    """
+
+    def __init__(
+        self,
+        threaded: bool = False,
+        message_listener: bool = False,
+        max_queue: int | str | None = DEFAULT,
+    ) -> None:
+        self._count = _MessageCount() if message_listener else None
+        self._max_queue = max_queue
+
+    @property
+    def messages(self) -> int:
+        return self._count.n if self._count is not None else 0
 
     def connect(self, url: str) -> None:
         from deriv_sdk import Connection
 
-        self.conn = Connection(url=url, keepalive_interval=None, reconnect=False)
+        kwargs: dict[str, Any] = {}
+        if self._max_queue != DEFAULT:
+            if sdk_parameter("max_queue") is None:
+                raise RuntimeError("the installed deriv_sdk.Connection has no max_queue keyword")
+            kwargs["max_queue"] = self._max_queue
+        self.conn = Connection(url=url, **kwargs)
+        if self._count is not None:
+            self.conn.on("message", self._count)
         self.conn.connect(timeout=TIMEOUT)
 
     def stream(self, on_tick: Tick) -> None:
-        self.conn.on("message", lambda event: on_tick(event.data))
-        self.conn.send(SUBSCRIBE)
+        # subscribe() blocks until the first reply; the feeder sends the whole burst right
+        # behind it, so the first tick is counted by on_tick like every other
+        self.conn.subscribe({"ticks": "R_50", "req_id": 1}, on_tick, timeout=TIMEOUT)
+
+    def subscribe(self, payload: dict[str, Any], listener: Tick) -> Any:
+        return self.conn.subscribe(payload, listener, timeout=TIMEOUT)
 
     def request(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self.conn.request(payload)  # type: ignore[no-any-return]
@@ -186,89 +295,11 @@ class DerivSdkClient:
         self.conn.close()
 
 
-def handshake(url: str) -> socket.socket:
-    """Open a plain TCP socket and do a hand-written client handshake (no websocket library)."""
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=TIMEOUT)
-    key = base64.b64encode(os.urandom(16)).decode()
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)  # byte by byte: nothing after the headers may be swallowed
-        if not chunk:
-            raise ConnectionError("handshake: connection closed")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(f"handshake refused: {head[:40]!r}")
-    return sock
-
-
-def masked_frame(text: str) -> bytes:
-    """A final, masked client text frame (payload < 126 bytes, all-zero mask)."""
-    payload = text.encode()
-    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + b"\0\0\0\0" + payload
-
-
-class RawDrainClient:
-    """Plain socket, hand-written handshake; walks frame headers and counts frames, no decoding.
-
-    Shows what the feeder and loopback can deliver: it must be far above every real client.
-    """
-
-    def __init__(self, threaded: bool = False) -> None:
-        self.frames = 0
-        self.bytes = 0
-        self.first = self.last = 0.0
-
-    def connect(self, url: str) -> None:
-        self.sock = handshake(url)
-
-    def drain(self, count: int) -> None:
-        self.sock.sendall(masked_frame(json.dumps(SUBSCRIBE)))
-        buf = bytearray()
-        frames = 0
-        while frames < count:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                break
-            if not self.bytes:
-                self.first = time.perf_counter()
-            self.bytes += len(chunk)
-            buf += chunk
-            pos, size = 0, len(buf)
-            while size - pos >= 4:
-                length = buf[pos + 1] & 0x7F
-                if length == 126:
-                    end = pos + 4 + ((buf[pos + 2] << 8) | buf[pos + 3])
-                elif length == 127:
-                    if size - pos < 10:
-                        break
-                    end = pos + 10 + struct.unpack_from("!Q", buf, pos + 2)[0]
-                else:
-                    end = pos + 2 + length
-                if end > size:
-                    break
-                pos = end
-                frames += 1
-            del buf[:pos]
-        self.last = time.perf_counter()
-        self.frames = frames
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 ADAPTERS: dict[str, type[Any]] = {
     "wsapp": WebSocketAppClient,
     "wsc-lowlevel": LowLevelClient,
     "deriv_sdk": DerivSdkClient,
+    "floor": FloorClient,
     "raw-drain": RawDrainClient,
 }
 
@@ -287,8 +318,13 @@ async def derivapi_stream(url: str, on_tick: Any) -> None:
     api = _derivapi(url)
     loop = asyncio.get_running_loop()
     finished = loop.create_future()
-    on_tick.on_finish = lambda: finished.done() or finished.set_result(None)
-    source = await api.subscribe({"ticks": "R_100", "req_id": 1})
+
+    def finish() -> None:
+        if not finished.done():
+            finished.set_result(None)
+
+    on_tick.on_finish = finish
+    source = await api.subscribe({"ticks": "R_50", "req_id": 1})
     source.subscribe(on_tick)
     await asyncio.wait_for(finished, 600)
     await api.clear()
