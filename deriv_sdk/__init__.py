@@ -1,12 +1,18 @@
-"""deriv_sdk: a synchronous, callback-based Python SDK for the Deriv WebSocket API (v3).
+"""deriv_sdk: a synchronous, callback-based Python SDK for Deriv's WebSocket APIs.
 
-The socket runs on background threads; listeners run on one dispatch thread; requests
-block until their answer (or a typed exception). See the README for the whole picture.
+Both of Deriv's APIs: the new one (``Connection.options``, ``RestClient``) and v3, the
+"Legacy API" (``Connection``). The socket runs on background threads; listeners run on one
+dispatch thread; requests block until their answer (or a typed exception). See the README
+and ``docs/`` for the whole picture.
+
+``RestClient`` is imported on first use (PEP 562): ``import deriv_sdk`` does not load
+``http.client``, nor the generated typed calls of ``deriv_sdk.api``.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from .connection import Connection
 from .errors import (
@@ -21,6 +27,9 @@ from .errors import (
 )
 from .events import CloseEvent, ErrorEvent, Event, MessageEvent, OpenEvent
 from .subscriptions import Subscription
+
+if TYPE_CHECKING:
+    from .rest import RestClient
 
 __version__ = "0.1.0"
 
@@ -38,9 +47,18 @@ __all__ = [
     "OpenEvent",
     "ProtocolError",
     "RequestTimeoutError",
+    "RestClient",
     "RestError",
     "Subscription",
     "__version__",
 ]
 
 logging.getLogger("deriv_sdk").addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RestClient":
+        from .rest import RestClient
+
+        return RestClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

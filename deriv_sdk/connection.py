@@ -18,33 +18,41 @@ The threads and their rules are described in ``runner.py``, ``dispatch.py`` and
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
-import os
 import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backoff import Backoff
 from .dispatch import Dispatcher
-from .endpoint import Endpoint, LegacyEndpoint
+from .endpoint import (
+    DEFAULT_BRAND,
+    DEFAULT_HOST,
+    DEFAULT_LANGUAGE,
+    Endpoint,
+    legacy_endpoint,
+)
 from .errors import APIError, ConnectError, InvalidStateError
 from .events import ListenerRegistry, check_type
+from .frames import check_user_close
 from .inbound import Router
 from .keepalive import Keepalive
 from .lifecycle import Lifecycle, Phase, RetryPolicy
-from .link import Link
 from .outbound import Outbound
 from .pending import PendingTable, check_timeout
 from .protocol import encode_send
 from .reader import Reader
-from .runner import Runner
+from .runner import Runner, SessionEvents, link_dead
 from .streams import Streams
 from .subscriptions import EndListener, MessageListener, Subscription, SubscriptionRegistry
-from .urls import check_ws_url, host_of, v3_url
+from .urls import host_of
+
+if TYPE_CHECKING:
+    from .rest import RestClient
 
 __all__ = ["Connection"]
 
@@ -53,49 +61,6 @@ logger = logging.getLogger("deriv_sdk.connection")
 F = TypeVar("F", bound=Callable[..., Any])
 _ids = itertools.count(1)
 _STATE_NAMES = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")
-CLOSE_SEND_WAIT = 0.5  # close(): the most it waits to get its close frame out
-CLOSE_ECHO_WAIT = 1.0  # ... then for the server's answer to it (from the start of close())
-CLOSE_BUDGET = 1.4  # ... and for everything, a stuck listener included (it gets at most 1 s)
-FIRST_OPEN_EVENTS_WAIT = 1.0
-
-
-class _Default(str):
-    """A default argument value that can be told apart from the same value given."""
-
-
-_ENDPOINT = _Default("ws.derivws.com")
-_LANGUAGE = _Default("EN")
-_BRAND = _Default("deriv")
-
-
-def _check_close(code: int, reason: str) -> None:
-    if not isinstance(reason, str):
-        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise ValueError(f"close code must be an int, not {code!r}")
-    if code != 1000 and not 3000 <= code <= 4999:
-        raise ValueError(f"close code must be 1000 or in 3000-4999, not {code}")
-    if len(reason.encode("utf-8")) > 123:
-        raise ValueError("close reason must be at most 123 UTF-8 bytes")
-
-
-def _link_dead(link: Link) -> None:
-    """The keepalive's verdict (a timer thread): the reader sees the end and reconnects."""
-    link.abort("keepalive timeout")
-
-
-class _Session:
-    """What the router tells about the session, passed on to the endpoint and the policy."""
-
-    def __init__(self, endpoint: Endpoint, policy: RetryPolicy) -> None:
-        self._endpoint = endpoint
-        self._policy = policy
-
-    def logged_out(self) -> None:
-        self._endpoint.logged_out()
-
-    def refused(self, error: APIError) -> None:
-        self._policy.refuse(error)
 
 
 class Connection:
@@ -119,10 +84,10 @@ class Connection:
         self,
         app_id: int | str | None = None,
         *,
-        endpoint: str = _ENDPOINT,
+        endpoint: str = DEFAULT_HOST,
         url: str | Callable[[], str] | None = None,
-        language: str = _LANGUAGE,
-        brand: str = _BRAND,
+        language: str = DEFAULT_LANGUAGE,
+        brand: str = DEFAULT_BRAND,
         keepalive_interval: float | None = 30.0,
         keepalive_timeout: float | None = 10.0,
         request_timeout: float = 30.0,
@@ -134,34 +99,14 @@ class Connection:
         headers: Mapping[str, str] | None = None,
         max_queue: int | None = 10_000,
     ) -> None:
-        if url is not None:
-            given = [
-                name
-                for name, value, default in (
-                    ("app_id", app_id, None),
-                    ("endpoint", endpoint, _ENDPOINT),
-                    ("language", language, _LANGUAGE),
-                    ("brand", brand, _BRAND),
-                )
-                if value is not default
-            ]
-            if given:
-                raise ValueError(f"url= replaces the whole URL: do not also give {given}")
-            if not callable(url):
-                check_ws_url(url)
-            target: Endpoint = LegacyEndpoint(url, headers)
-        else:
-            if app_id is None:
-                app_id = os.environ.get("DERIV_APP_ID") or 1089
-            if isinstance(app_id, bool) or not isinstance(app_id, (int, str)) or app_id == "":
-                raise ValueError(f"app_id must be an int or a non-empty str, not {app_id!r}")
-            for name, value in (("endpoint", endpoint), ("language", language), ("brand", brand)):
-                if not isinstance(value, str) or not value:
-                    raise ValueError(f"{name} must be a non-empty str")
-            numeric = str(app_id).isdigit()
-            target = LegacyEndpoint(
-                v3_url(endpoint, app_id, language, brand), headers, hint_new_api=not numeric
-            )
+        target = legacy_endpoint(
+            app_id,
+            endpoint=endpoint,
+            url=url,
+            language=language,
+            brand=brand,
+            headers=headers,
+        )
         self._build(
             target,
             keepalive_interval=keepalive_interval,
@@ -228,19 +173,60 @@ class Connection:
                 keepalive_interval,
                 keepalive_timeout,
                 self._outbound.ping,
-                _link_dead,
+                link_dead,
                 name=f"deriv_sdk-keepalive-{n}",
             )
         )
         router = Router(
             self, self._outbound, registry, dispatcher, self._listeners,
-            _Session(endpoint, self._policy),
+            SessionEvents(endpoint, self._policy),
         )  # fmt: skip
         reader = Reader(router, dispatcher, self._keepalive, lc.stop)
         self._runner = Runner(
             self, n, lc, self._policy, endpoint, self._outbound, self._streams, registry,
             dispatcher, reader, self._keepalive, timeout, ssl_context,
         )  # fmt: skip
+
+    @classmethod
+    def options(
+        cls,
+        account_id: str | None = None,
+        *,
+        rest: RestClient | None = None,
+        endpoint: str = "api.derivws.com",
+        url: str | None = None,
+        **kwargs: Any,
+    ) -> Connection:
+        """A connection to Deriv's new API (not yet connected, like ``Connection(...)``).
+
+        Without ``account_id``: the public socket (market data, no account), at
+        ``wss://{endpoint}/trading/v1/options/ws/public`` or ``url``. With ``account_id``
+        (``rest`` required, ``url`` refused): that account's socket, through a one-time URL
+        that ``rest.otp_url(account_id)`` fetches before every connect attempt, on the io
+        thread. Every other keyword of ``Connection`` applies. See ``options.py`` for which
+        failures are retried.
+
+        Raises:
+            TypeError: ``app_id``, ``language`` or ``brand`` (they belong to v3), or an
+                unknown keyword.
+            ValueError: ``account_id`` without ``rest``, or with ``url``.
+        """
+        from .options import options_endpoint  # (no http.client on import deriv_sdk)
+
+        for name in ("app_id", "language", "brand"):
+            if name in kwargs:
+                raise TypeError(f"Connection.options() takes no {name} (a v3 setting)")
+        unknown = sorted(set(kwargs) - set(_SETTINGS) - {"headers"})
+        if unknown:
+            raise TypeError(f"Connection.options() got unexpected keywords {unknown}")
+        headers = kwargs.pop("headers", None)
+        settings = {**_SETTINGS, **kwargs}
+        target = options_endpoint(
+            account_id, rest=rest, endpoint=endpoint, url=url, headers=headers
+        )
+        conn = cls.__new__(cls)
+        conn._build(target, **settings)
+        return conn
 
     # ------------------------------------------------------------------ state
 
@@ -314,30 +300,15 @@ class Connection:
             InvalidStateError: ``connect()`` was called before, or ``close()``.
         """
         seconds = None if timeout is None else check_timeout(timeout)
-        lc = self._lifecycle
-        deadline = None if seconds is None else time.monotonic() + seconds
-        with lc.lock:
-            if lc.phase is not Phase.NEW:
-                raise InvalidStateError("connect() can be called once per Connection")
-            self._policy.retry_first = bool(retry)
-            self._runner.first_deadline = deadline
-            lc.phase = Phase.CONNECTING
-            self._runner.start()  # under the lock: close() sees no thread or a started one
-        if timeout is None:
+        self._runner.begin(seconds, retry)
+        if seconds is None:
             return self
-        with lc.lock:
-            # Opened at all counts: an "open" listener may have closed it again already.
-            while not lc.ever_opened and lc.phase is not Phase.CLOSED:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                lc.lock.wait(None if remaining is None else min(remaining, threading.TIMEOUT_MAX))
-            phase, opened = lc.phase, lc.ever_opened
-        if opened:
+        if self._runner.wait_first_open(time.monotonic() + seconds):
             return self
         failure = self._runner.last_failure
+        ended = self._lifecycle.phase is Phase.CLOSED
         self.close()  # (after a failure: it waits for the error and close events to run)
-        if phase is Phase.CLOSED and failure is not None:
+        if ended and failure is not None:
             raise failure
         where = host_of(self.url) if self.url else "the server"
         raise ConnectError(f"cannot connect to {where}: timed out after {timeout}s") from failure
@@ -486,52 +457,26 @@ class Connection:
         Raises:
             ValueError: ``code`` is not 1000 or 3000-4999, or ``reason`` is over 123 bytes.
         """
-        _check_close(code, reason)
-        start = time.monotonic()
-        first, handshake, link, started = self._lifecycle.request_close(code, reason)
-        if first:
-            if handshake is not None:
-                handshake.abort()
-            if link is not None:  # first: it aborts a link stuck in a send, freeing the rest
-                link.send_close(code, reason, wait=CLOSE_SEND_WAIT)
-            if self._keepalive is not None:
-                self._keepalive.stop()
-            if not started:
-                self._runner.finish_unstarted()
-        self._join(start, link)
-
-    def _join(self, start: float, link: Link | None) -> None:
-        runner = self._runner
-        if not runner.join(max(0.0, start + CLOSE_ECHO_WAIT - time.monotonic())):
-            # No answer to our close frame in time: end the TCP connection ourselves.
-            for stale in (link, self._lifecycle.link):
-                if stale is not None:
-                    stale.abort("closed by close()")
-            runner.join(max(0.1, start + CLOSE_BUDGET - 0.1 - time.monotonic()))
-        if runner.done.is_set() and not self._dispatcher.on_thread():
-            budget = max(0.1, min(1.0, start + CLOSE_BUDGET - time.monotonic()))
-            if not self._dispatcher.join(budget):
-                logger.warning(
-                    "close(): a listener is still running after %.1fs; returning without it "
-                    "(the dispatch thread ends when the listener returns)",
-                    time.monotonic() - start,
-                )
+        check_user_close(code, reason)
+        self._runner.close(code, reason)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Blocks until CLOSED and the last events have run (True) or ``timeout`` (False).
 
         Ctrl-C (KeyboardInterrupt) closes the connection and is re-raised.
         """
-        if timeout is not None:
-            timeout = min(timeout, threading.TIMEOUT_MAX)
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            if not self._runner.done.wait(timeout):
-                return False
-            if self._dispatcher.on_thread():
-                return True  # from a listener: the dispatch thread cannot wait for itself
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return self._dispatcher.finished.wait(remaining)
+            return self._runner.wait_closed(timeout)
         except KeyboardInterrupt:
             self.close()
             raise
+
+
+# The connection settings of __init__ (every keyword but the v3 URL's), with their defaults:
+# Connection.options() takes the same.
+_SETTINGS: dict[str, Any] = {
+    name: parameter.default
+    for name, parameter in inspect.signature(Connection.__init__).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    and name not in ("endpoint", "url", "language", "brand", "headers")
+}

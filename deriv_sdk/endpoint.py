@@ -10,14 +10,32 @@ has no session step.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 from .errors import APIError, ConnectError
-from .urls import check_ws_url, redact
+from .urls import check_ws_url, redact, v3_url
 
-__all__ = ["Endpoint", "LegacyEndpoint", "Target"]
+__all__ = [
+    "DEFAULT_BRAND",
+    "DEFAULT_HOST",
+    "DEFAULT_LANGUAGE",
+    "Endpoint",
+    "LegacyEndpoint",
+    "Target",
+    "legacy_endpoint",
+]
+
+
+class Default(str):
+    """A default argument value that can be told apart from the same value given."""
+
+
+DEFAULT_HOST = Default("ws.derivws.com")
+DEFAULT_LANGUAGE = Default("EN")
+DEFAULT_BRAND = Default("deriv")
 
 
 class Target(NamedTuple):
@@ -42,12 +60,15 @@ class Endpoint(Protocol):
     def url(self) -> str | None:
         """The URL to show (``Connection.url``): redacted; None before the first attempt."""
 
-    def next_target(self) -> Target:
-        """The URL and headers of the next attempt (io thread).
+    def next_target(self, deadline: float | None = None) -> Target:
+        """The URL and headers of the next attempt (io thread), by ``deadline`` (monotonic).
 
         Raises:
             ConnectError: The attempt cannot be made (chained to the cause).
         """
+
+    def abort(self) -> None:
+        """close(): ends what ``next_target`` may be blocked in (any thread)."""
 
     def retry_at_once(self, error: ConnectError, retries: int) -> bool:
         """True when a refused handshake should be tried again at once (``retries`` so far
@@ -103,7 +124,7 @@ class LegacyEndpoint:
     def url(self) -> str | None:
         return redact(self._last)
 
-    def next_target(self) -> Target:
+    def next_target(self, deadline: float | None = None) -> Target:
         if isinstance(self._url, str):
             return Target(self._url, self._headers)
         try:
@@ -117,6 +138,9 @@ class LegacyEndpoint:
 
     def retry_at_once(self, error: ConnectError, retries: int) -> bool:
         return False
+
+    def abort(self) -> None:
+        return None  # a URL callable runs to its end (it is the user's code)
 
     def restore(self, requests: Requests, link: Any, deadline: float | None) -> None:
         token = self._token
@@ -147,3 +171,47 @@ class LegacyEndpoint:
                 "only with Deriv's new API; use Connection.options(...) for it.)"
             )
         }
+
+
+def legacy_endpoint(
+    app_id: int | str | None,
+    *,
+    endpoint: str,
+    url: str | Callable[[], str] | None,
+    language: str,
+    brand: str,
+    headers: Mapping[str, str] | None,
+) -> LegacyEndpoint:
+    """The v3 endpoint of ``Connection(...)``'s arguments (see ``Connection``).
+
+    Raises:
+        ValueError: ``url=`` with ``app_id``/``endpoint``/``language``/``brand``, a URL that is
+            not ws(s)://, or an empty value.
+    """
+    if url is not None:
+        given = [
+            name
+            for name, value, default in (
+                ("app_id", app_id, None),
+                ("endpoint", endpoint, DEFAULT_HOST),
+                ("language", language, DEFAULT_LANGUAGE),
+                ("brand", brand, DEFAULT_BRAND),
+            )
+            if value is not default
+        ]
+        if given:
+            raise ValueError(f"url= replaces the whole URL: do not also give {given}")
+        if not callable(url):
+            check_ws_url(url)
+        return LegacyEndpoint(url, headers)
+    if app_id is None:
+        app_id = os.environ.get("DERIV_APP_ID") or 1089
+    if isinstance(app_id, bool) or not isinstance(app_id, (int, str)) or app_id == "":
+        raise ValueError(f"app_id must be an int or a non-empty str, not {app_id!r}")
+    for name, value in (("endpoint", endpoint), ("language", language), ("brand", brand)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty str")
+    numeric = str(app_id).isdigit()
+    return LegacyEndpoint(
+        v3_url(endpoint, app_id, language, brand), headers, hint_new_api=not numeric
+    )

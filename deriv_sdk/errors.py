@@ -172,17 +172,24 @@ class RestError(DerivError):
             the body is not Deriv's error envelope.
         message: Deriv's message from ``errors[0].message``, else the HTTP reason phrase.
         field: ``errors[0].field`` when Deriv names the offending field, else None.
-        retryable: True for 429 and 5xx (retrying later may help), else False.
+        retryable: True for 429 and 5xx (retrying later may help), else False (also True
+            for a success reply without what it must carry: a server fault).
     """
 
     def __init__(
-        self, status: int, code: str | None, message: str, field: str | None = None
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        field: str | None = None,
+        *,
+        retryable: bool | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.field = field
-        self.retryable = status == 429 or status >= 500
+        self.retryable = (status == 429 or status >= 500) if retryable is None else retryable
         super().__init__(status, code, message)
 
     def __str__(self) -> str:

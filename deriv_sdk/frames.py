@@ -32,6 +32,7 @@ __all__ = [
     "OP_TEXT",
     "FrameError",
     "FrameParser",
+    "check_user_close",
     "encode_close_payload",
     "encode_frame",
     "parse_close_payload",
@@ -279,3 +280,21 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
     except UnicodeDecodeError:
         raise FrameError("close frame whose reason is not valid UTF-8", 1007) from None
     return code, reason
+
+
+def check_user_close(code: int, reason: str) -> None:
+    """The browser's rules for ``close(code, reason)``: 1000 or 3000-4999, and a reason of at
+    most 123 UTF-8 bytes.
+
+    Raises:
+        ValueError: Another code, or a longer reason.
+        TypeError: A reason that is not a str.
+    """
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ValueError(f"close code must be an int, not {code!r}")
+    if code != 1000 and not 3000 <= code <= 4999:
+        raise ValueError(f"close code must be 1000 or in 3000-4999, not {code}")
+    if len(reason.encode("utf-8")) > 123:
+        raise ValueError("close reason must be at most 123 UTF-8 bytes")

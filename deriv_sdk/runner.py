@@ -27,7 +27,7 @@ from .endpoint import Endpoint
 from .errors import APIError, ConnectError, ConnectionClosedError, InvalidStateError
 from .events import CloseEvent, ErrorEvent, OpenEvent
 from .keepalive import Keepalive
-from .lifecycle import Lifecycle, RetryPolicy
+from .lifecycle import Lifecycle, Phase, RetryPolicy
 from .link import Link
 from .outbound import Outbound
 from .reader import Reader
@@ -35,9 +35,32 @@ from .streams import RestoreIncomplete, Streams
 from .subscriptions import SubscriptionRegistry
 from .transport import Handshake
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "SessionEvents", "link_dead"]
 
 logger = logging.getLogger("deriv_sdk.connection")
+
+CLOSE_SEND_WAIT = 0.5  # close(): the most it waits to get its close frame out
+CLOSE_ECHO_WAIT = 1.0  # ... then for the server's answer to it (from the start of close())
+CLOSE_BUDGET = 1.4  # ... and for everything, a stuck listener included (it gets at most 1 s)
+
+
+def link_dead(link: Link) -> None:
+    """The keepalive's verdict (a timer thread): the reader sees the end and reconnects."""
+    link.abort("keepalive timeout")
+
+
+class SessionEvents:
+    """What the router tells about the session, passed on to the endpoint and the policy."""
+
+    def __init__(self, endpoint: Endpoint, policy: RetryPolicy) -> None:
+        self._endpoint = endpoint
+        self._policy = policy
+
+    def logged_out(self) -> None:
+        self._endpoint.logged_out()
+
+    def refused(self, error: APIError) -> None:
+        self._policy.refuse(error)
 
 
 class Runner:
@@ -93,13 +116,80 @@ class Runner:
 
     # -- lifetime (caller's thread) ------------------------------------------------------------
 
-    def start(self) -> None:
-        """Starts the io thread (call with the lifecycle lock held, so that close() sees
-        either no thread or a started one)."""
-        self.done.clear()
-        thread = threading.Thread(target=self._main, name=f"deriv_sdk-io-{self._name}", daemon=True)
-        thread.start()
-        self._thread = thread
+    def begin(self, timeout: float | None, retry: bool) -> None:
+        """``connect()``: NEW -> CONNECTING, and the io thread (started under the lifecycle
+        lock, so that close() sees either no thread or a started one).
+
+        Raises:
+            InvalidStateError: Not NEW.
+        """
+        lc = self._lc
+        with lc.lock:
+            if lc.phase is not Phase.NEW:
+                raise InvalidStateError("connect() can be called once per Connection")
+            self._policy.retry_first = bool(retry)
+            self.first_deadline = None if timeout is None else time.monotonic() + timeout
+            lc.phase = Phase.CONNECTING
+            self.done.clear()
+            name = f"deriv_sdk-io-{self._name}"
+            thread = threading.Thread(target=self._main, name=name, daemon=True)
+            thread.start()
+            self._thread = thread
+
+    def wait_first_open(self, deadline: float) -> bool:
+        """Blocks until the connection has opened (True) or ended / ``deadline`` (False).
+
+        Opened at all counts: an ``open`` listener may have closed it again already.
+        """
+        lc = self._lc
+        with lc.lock:
+            while not lc.ever_opened and lc.phase is not Phase.CLOSED:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                lc.lock.wait(min(remaining, threading.TIMEOUT_MAX))
+            return lc.ever_opened
+
+    def close(self, code: int, reason: str) -> None:
+        """``close()``: see there. Within ``CLOSE_BUDGET`` seconds, whatever the phase."""
+        start = time.monotonic()
+        first, handshake, link, started = self._lc.request_close(code, reason)
+        if first:
+            self._endpoint.abort()
+            if handshake is not None:
+                handshake.abort()
+            if link is not None:  # first: it aborts a link stuck in a send, freeing the rest
+                link.send_close(code, reason, wait=CLOSE_SEND_WAIT)
+            if self._keepalive is not None:
+                self._keepalive.stop()
+            if not started:
+                self.finish_unstarted()
+        if not self.join(max(0.0, start + CLOSE_ECHO_WAIT - time.monotonic())):
+            # No answer to our close frame in time: end the TCP connection ourselves.
+            for stale in (link, self._lc.link):
+                if stale is not None:
+                    stale.abort("closed by close()")
+            self.join(max(0.1, start + CLOSE_BUDGET - 0.1 - time.monotonic()))
+        if self.done.is_set() and not self._dispatcher.on_thread():
+            budget = max(0.1, min(1.0, start + CLOSE_BUDGET - time.monotonic()))
+            if not self._dispatcher.join(budget):
+                logger.warning(
+                    "close(): a listener is still running after %.1fs; returning without it "
+                    "(the dispatch thread ends when the listener returns)",
+                    time.monotonic() - start,
+                )
+
+    def wait_closed(self, timeout: float | None) -> bool:
+        """``wait()``: until CLOSED and the last events have run (True), or ``timeout``."""
+        if timeout is not None:
+            timeout = min(timeout, threading.TIMEOUT_MAX)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.done.wait(timeout):
+            return False
+        if self._dispatcher.on_thread():
+            return True  # from a listener: the dispatch thread cannot wait for itself
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._dispatcher.finished.wait(remaining)
 
     def finish_unstarted(self) -> None:
         """close() before connect(): end the parts as the io thread would have (no events:
@@ -182,7 +272,7 @@ class Runner:
         retries = 0
         while True:
             try:
-                target = self._endpoint.next_target()
+                target = self._endpoint.next_target(deadline)
             except ConnectError as exc:
                 self._failed(exc)
                 return None

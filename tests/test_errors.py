@@ -149,6 +149,7 @@ PUBLIC = [
     "OpenEvent",
     "ProtocolError",
     "RequestTimeoutError",
+    "RestClient",
     "RestError",
     "Subscription",
     "__version__",
