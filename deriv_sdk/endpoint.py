@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from .errors import APIError, ConnectError
 from .urls import check_ws_url, redact, v3_url
@@ -201,9 +202,11 @@ def legacy_endpoint(
         ]
         if given:
             raise ValueError(f"url= replaces the whole URL: do not also give {given}")
-        if not callable(url):
-            check_ws_url(url)
-        return LegacyEndpoint(url, headers)
+        if callable(url):
+            return LegacyEndpoint(url, headers)
+        check_ws_url(url)
+        app_ids = parse_qs(urlsplit(url).query).get("app_id", [])
+        return LegacyEndpoint(url, headers, hint_new_api=any(not a.isdigit() for a in app_ids))
     if app_id is None:
         app_id = os.environ.get("DERIV_APP_ID") or 1089
     if isinstance(app_id, bool) or not isinstance(app_id, (int, str)) or app_id == "":
