@@ -106,6 +106,7 @@ def check_stream(
 
 # -- v3 ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def legacy(deriv_server: LocalServer) -> Iterator[tuple[LegacyAPI, Arrivals]]:
     with Connection(url=deriv_server.url, keepalive_interval=None) as conn:
