@@ -7,8 +7,6 @@ Regenerate: pip install -e '.[gen]' && python tools/gen_api.py
 
 # ruff: noqa: E501  (the schemas' descriptions are long lines)
 
-from __future__ import annotations
-
 from typing import Any, Literal, TypedDict
 
 from deriv_sdk.api._compat import NotRequired
