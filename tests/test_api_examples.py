@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from deriv_sdk.testing import LocalServer
+from tests.wsserver import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,4 +82,5 @@ def test_candles_main(deriv_server: LocalServer, capsys: Any) -> None:
     assert load("candles").main(["--count", "3", "--url", deriv_server.url]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len([line for line in out if line.startswith("update ")]) == 3
-    assert any(r.get("forget") for r in deriv_server.requests)
+    # forget() does not wait for its answer: the server may see it after main() returned.
+    assert wait_until(lambda: any(r.get("forget") for r in deriv_server.requests))
