@@ -249,13 +249,17 @@ def _docstring(call: Call, params: list[Param], response: str, message: str, cls
         if p.nullable:
             text += " None sends null; leave it out to omit the field."
         lines += _wrap(f"{p.name}: {text}", indent="    ", hang="        ")
+    streamed = " (with ``listener``: for the first message)" if call.streams else ""
     lines += _wrap(
-        "timeout: Seconds to wait for the answer (for a stream: its first message); None: "
-        "the connection's ``request_timeout``.", indent="    ", hang="        ",
+        f"timeout: Seconds to wait for the answer{streamed}; None: the connection's "
+        "``request_timeout``.", indent="    ", hang="        ",
     )  # fmt: skip
     if call.streams and call.name not in SPECIAL:
+        what = f"({message})"
+        if call.name in STREAM_MESSAGES:
+            what = f"({message}: the receipt, then the bought contract's updates)"
         lines += _wrap(
-            f"listener: Called with every message of the stream ({message}), the first "
+            f"listener: Called with every message of the stream {what}, the first "
             "included, on the dispatch thread. With it the call subscribes and returns the "
             "``Subscription``.", indent="    ", hang="        ",
         )  # fmt: skip

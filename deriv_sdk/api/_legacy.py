@@ -195,8 +195,7 @@ class LegacyAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AccountListResponse: Returns all accounts belonging to the authorized user.
@@ -297,8 +296,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ActiveSymbolsResponse: A message containing the list of active symbols.
@@ -349,8 +347,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ApiTokenResponse: The result of the API token request made.
@@ -391,8 +388,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AppDeleteResponse: The result of delete application request made.
@@ -425,8 +421,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AppGetResponse: A message with requested application details.
@@ -455,8 +450,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AppListResponse: A message with created applications.
@@ -507,8 +501,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AppMarkupDetailsResponse: Per transaction reporting of app_markup.
@@ -558,8 +551,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AppMarkupStatisticsResponse: Per application reporting of app_markup.
@@ -619,8 +611,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AppRegisterResponse: A message with created application details.
@@ -689,8 +680,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AppUpdateResponse: A message with created application.
@@ -743,8 +733,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AssetIndexResponse: A message with Asset Index.
@@ -779,8 +768,7 @@ class LegacyAPI(BaseAPI):
 
         Args:
             authorize: Authentication token.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AuthorizeResponse: A message containing account information for the holder of that
@@ -837,8 +825,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (BalanceResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -912,11 +900,12 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (BuyResponse |
-                ProposalOpenContractResponse), the first included, on the dispatch thread. With
-                it the call subscribes and returns the ``Subscription``.
+                ProposalOpenContractResponse: the receipt, then the bought contract's updates),
+                the first included, on the dispatch thread. With it the call subscribes and
+                returns the ``Subscription``.
             on_end: Called once with the Subscription, on the dispatch thread, when the stream
                 ends other than by its own ``forget()`` (``sub.error`` says why).
 
@@ -971,8 +960,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             BuyContractForMultipleAccountsResponse: A message with transaction results is
@@ -1013,8 +1001,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             CancelResponse: A message with transaction results is received.
@@ -1066,8 +1053,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             CashierResponse: Cashier information for the specified type.
@@ -1117,8 +1103,7 @@ class LegacyAPI(BaseAPI):
                 updating the user's email verification status.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ConfirmEmailResponse: Confirm Email Response.
@@ -1155,8 +1140,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ConnectCopyResponse: The result of copy from v1 user to v2 client.
@@ -1185,8 +1169,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ConnectStatusResponse: Return the status of V1 client connected to V2.
@@ -1219,8 +1202,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ContractUpdateResponse: Contract update status.
@@ -1261,8 +1243,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ContractUpdateHistoryResponse: Contract update history status.
@@ -1318,8 +1299,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ContractsForResponse: Get the list of currently available contracts.
@@ -1363,8 +1343,7 @@ class LegacyAPI(BaseAPI):
                 the initial authorized token's login id.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ContractsForCompanyResponse: Get the list of currently available contracts for a
@@ -1412,8 +1391,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             CopyStartResponse: A message with results is received.
@@ -1454,8 +1432,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             CopyStopResponse: A message with results is received.
@@ -1487,8 +1464,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             CopytradingListResponse: Details of copiers and/or traders for Copy Trading.
@@ -1518,8 +1494,7 @@ class LegacyAPI(BaseAPI):
             trader_id: The ID of the target trader.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             CopytradingStatisticsResponse: The statistics of the trader.
@@ -1553,8 +1528,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             CryptoConfigResponse: The response will display the configuration details related to
@@ -1617,8 +1591,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (CryptoEstimationsResponse), the
                 first included, on the dispatch thread. With it the call subscribes and returns
                 the ``Subscription``.
@@ -1732,8 +1706,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             DocumentUploadResponse: Receive details of uploaded authentication documents.
@@ -1783,8 +1756,7 @@ class LegacyAPI(BaseAPI):
             start_date: [Optional] Start date.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             EconomicCalendarResponse: A list of economic events.
@@ -1858,8 +1830,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (ExchangeRatesResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -1908,8 +1880,7 @@ class LegacyAPI(BaseAPI):
             type: [Optional] Purpose of the token exchange.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ExchangeVerificationCodeResponse: Exchange Verification Code Response.
@@ -1950,8 +1921,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             FinancialAssessmentQuestionsResponse: Returns the questionnaire structure defining
@@ -1983,8 +1953,7 @@ class LegacyAPI(BaseAPI):
 
         Args:
             forget: ID of the real-time stream of messages to cancel.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ForgetResponse: The result of forget request made.
@@ -2046,8 +2015,7 @@ class LegacyAPI(BaseAPI):
         Args:
             forget_all: Cancel all streams by type. The value can be either a single type e.g.
                 `"ticks"`, or an array of multiple types e.g. `["candles", "ticks"]`.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             list[str]: The ids of the streams that were forgotten.
@@ -2075,8 +2043,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             GetAccountStatusResponse: A message with Account Status.
@@ -2109,8 +2076,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             GetFinancialAssessmentResponse: This call gets the financial assessment details of
@@ -2142,8 +2108,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             GetLimitsResponse: Trading and Withdrawal Limits.
@@ -2174,8 +2139,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             GetSelfExclusionResponse: A message with User Self-Exclusion.
@@ -2206,8 +2170,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             GetSettingsResponse: A message with User Settings.
@@ -2238,8 +2201,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             GetThirdPartyRedirectResponse: The result for Third Party Redirect URL for sso
@@ -2289,8 +2251,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             KycAuthStatusResponse: A message with KYC Authentication Status.
@@ -2331,8 +2292,7 @@ class LegacyAPI(BaseAPI):
                 call).
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             LandingCompanyResponse: Returns the Landing Company for clients of a given country.
@@ -2379,8 +2339,7 @@ class LegacyAPI(BaseAPI):
                 country.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             LandingCompanyDetailsResponse: A message with Landing Company.
@@ -2417,8 +2376,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             LoginHistoryResponse: Recent login/logout history records.
@@ -2449,8 +2407,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             LogoutResponse: The response of logout request made.
@@ -2486,8 +2443,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             Mt5DepositResponse: The result of MT5 deposit request.
@@ -2527,8 +2483,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             Mt5GetSettingsResponse: Get MT5 user settings.
@@ -2559,8 +2514,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             Mt5LoginListResponse: Get list of MT5 accounts for client.
@@ -2660,8 +2614,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             Mt5NewAccountResponse: Create MT5 account Receive.
@@ -2730,8 +2683,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             Mt5PasswordChangeResponse: MT5 user password change receive.
@@ -2776,8 +2728,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             Mt5PasswordCheckResponse: MT5 user password check receive.
@@ -2826,8 +2777,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             Mt5PasswordResetResponse: MT5 user password reset receive.
@@ -2873,8 +2823,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             Mt5WithdrawalResponse: The result of MT5 withdrawal request made.
@@ -2923,8 +2872,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             NewAccountCheckDuplicateResponse: Response for checking if provided account details
@@ -3149,8 +3097,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             NewAccountMaltainvestResponse: Create maltainvest account Receive.
@@ -3338,8 +3285,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             NewAccountRealResponse: Create real account Receive.
@@ -3475,8 +3421,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             NewAccountVirtualResponse: Create virtual-money account.
@@ -3622,8 +3567,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             NewAccountWalletResponse: Create a new account real-money wallet account.
@@ -3773,8 +3717,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             NewAccountWalletAndTradingResponse: Create a new account real-money wallet account
@@ -3925,8 +3868,7 @@ class LegacyAPI(BaseAPI):
                 the initial authorized token's login id.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             NewPartnerAccountResponse: Create real partner account - Receive.
@@ -3985,8 +3927,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             OauthAppsResponse: A message with used applications.
@@ -4068,8 +4009,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pAdvertCreateResponse: Returns the information of the created P2P (Peer to Peer)
@@ -4156,8 +4096,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (P2pAdvertInfoResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -4238,8 +4178,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pAdvertListResponse: Available adverts matching the requested criteria.
@@ -4348,8 +4287,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pAdvertUpdateResponse: Returns information about the updated advert.
@@ -4412,8 +4350,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pAdvertiserAdvertsResponse: All adverts belonging to the current advertiser.
@@ -4497,8 +4434,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (P2pAdvertiserCreateResponse), the
                 first included, on the dispatch thread. With it the call subscribes and returns
                 the ``Subscription``.
@@ -4574,8 +4511,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (P2pAdvertiserInfoResponse), the
                 first included, on the dispatch thread. With it the call subscribes and returns
                 the ``Subscription``.
@@ -4628,8 +4565,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pAdvertiserListResponse: Retrieve advertisers has/had trade with the current
@@ -4677,8 +4613,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pAdvertiserPaymentMethodsResponse: List P2P advertiser payment methods.
@@ -4724,8 +4659,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pAdvertiserRelationsResponse: Returns information about favourite and blocked
@@ -4788,8 +4722,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pAdvertiserUpdateResponse: Returns latest information of the advertiser.
@@ -4833,8 +4766,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pChatCreateResponse: Information of the created P2P chat.
@@ -4873,8 +4805,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pCountryListResponse: List all or specific country and its payment methods.
@@ -4912,8 +4843,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pOrderCancelResponse: Result of the P2P order cancellation.
@@ -4950,8 +4880,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pOrderConfirmResponse: Result of the P2P order confirmation.
@@ -5037,8 +4966,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (P2pOrderCreateResponse), the
                 first included, on the dispatch thread. With it the call subscribes and returns
                 the ``Subscription``.
@@ -5097,8 +5026,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pOrderDisputeResponse: Result of the P2P order disputing.
@@ -5161,8 +5089,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (P2pOrderInfoResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -5249,8 +5177,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (P2pOrderListResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -5306,8 +5234,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pOrderReviewResponse: Response for creating a P2P order review.
@@ -5345,8 +5272,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pPaymentMethodsResponse: List all P2P payment methods.
@@ -5378,8 +5304,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             P2pPingResponse: The response of P2P ping request.
@@ -5430,8 +5355,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (P2pSettingsResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -5527,8 +5452,7 @@ class LegacyAPI(BaseAPI):
                 the initial authorized token's login id.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PartnerAccountCreationResponse: Create partner accounts - Receive.
@@ -5586,8 +5510,7 @@ class LegacyAPI(BaseAPI):
                 the initial authorized token's login id.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PartnerAccountCreationStatusResponse: A response message containing the status of
@@ -5620,8 +5543,7 @@ class LegacyAPI(BaseAPI):
                 tokens were provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PartnerAccountsResponse: Get All Partner Accounts (Partner account details like
@@ -5653,8 +5575,7 @@ class LegacyAPI(BaseAPI):
                 tokens were provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PartnerSettingsResponse: Get Partner Settings (Partner Type, Company Details etc).
@@ -5696,8 +5617,7 @@ class LegacyAPI(BaseAPI):
                 tokens were provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PartnerSettingsUpdateResponse: A message with Partner Settings.
@@ -5739,8 +5659,7 @@ class LegacyAPI(BaseAPI):
                 tokens were provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PartnerToolkitResponse: Access services provided via Partner Toolkit for a specific
@@ -5780,8 +5699,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PaymentMethodsResponse: List of available payment methods for a given country.
@@ -5837,8 +5755,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PaymentagentCreateResponse: Sets client's payment agent details.
@@ -5883,8 +5800,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PaymentagentDetailsResponse: Gets client's payment agent details.
@@ -5923,8 +5839,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PaymentagentListResponse: A message with Payment Agent List.
@@ -5971,8 +5886,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PaymentagentTransferResponse: The result of transfer request made.
@@ -6027,8 +5941,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PaymentagentWithdrawResponse: The result of payment agent withdrawal request made.
@@ -6072,8 +5985,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PaymentagentWithdrawJustificationResponse: The result of payment agent withdrawal
@@ -6111,8 +6023,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PayoutCurrenciesResponse: List of available payout currencies.
@@ -6138,8 +6049,7 @@ class LegacyAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PingResponse: The response of ping request.
@@ -6213,8 +6123,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PortfolioResponse: Receive a list of outstanding options in the user's portfolio.
@@ -6307,8 +6216,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ProfitTableResponse: A summary of account profit table is received.
@@ -6599,8 +6507,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (ProposalResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -6693,8 +6601,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (ProposalOpenContractResponse),
                 the first included, on the dispatch thread. With it the call subscribes and
                 returns the ``Subscription``.
@@ -6742,8 +6650,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             RealityCheckResponse: This gives summary of client's trades and account for reality
@@ -6789,8 +6696,7 @@ class LegacyAPI(BaseAPI):
                 will return all the keys.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ResidenceListResponse: A message with Residence List.
@@ -6821,8 +6727,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             RevokeOauthAppResponse: A message with revoking a used application.
@@ -6858,8 +6763,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             SellResponse: A message with transaction results is received.
@@ -6903,8 +6807,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             SellContractForMultipleAccountsResponse: Confirmation of the sale status for the
@@ -6944,8 +6847,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             SellExpiredResponse: The result of sell expired contract.
@@ -6979,8 +6881,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             SetAccountCurrencyResponse: Status of set account currency call.
@@ -7026,8 +6927,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             SetFinancialAssessmentResponse: Set Financial Assessment Receive.
@@ -7111,8 +7011,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             SetSelfExclusionResponse: A message with User Self-Exclusion.
@@ -7279,8 +7178,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             SetSettingsResponse: A message with User Settings.
@@ -7373,8 +7271,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             StatementResponse: A summary of account statement is received.
@@ -7415,8 +7312,7 @@ class LegacyAPI(BaseAPI):
             states_list: Client's 2-letter country code (obtained from `residence_list` call)
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             StatesListResponse: A message with States List.
@@ -7467,8 +7363,8 @@ class LegacyAPI(BaseAPI):
                 call).
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (TicksResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -7530,8 +7426,8 @@ class LegacyAPI(BaseAPI):
             market: The short market name.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (TicksBatchResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -7626,8 +7522,8 @@ class LegacyAPI(BaseAPI):
             style: [Optional] The tick-output style.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (TicksHistoryResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -7669,8 +7565,7 @@ class LegacyAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TimeResponse: The result of server time request.
@@ -7698,8 +7593,7 @@ class LegacyAPI(BaseAPI):
             tax_residence: The tax residence selected by the client.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TinValidationsResponse: A message with validations for Tax Identification Numbers
@@ -7731,8 +7625,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TncApprovalResponse: The result of T&C approval request.
@@ -7761,8 +7654,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TopupVirtualResponse: The result of virtual money top up.
@@ -7800,8 +7692,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TradingDurationsResponse: A message with trading duration information for symbol and
@@ -7852,8 +7743,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TradingPlatformInvestorPasswordResetResponse: The result of the Trading Platform
@@ -7905,8 +7795,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TradingPlatformPasswordResetResponse: The result of the Trading Platform password
@@ -7939,8 +7828,7 @@ class LegacyAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TradingPlatformStatusResponse: Provides current suspension status of trading
@@ -7982,8 +7870,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TradingServersResponse: Get list of servers for the platform provided.
@@ -8022,8 +7909,7 @@ class LegacyAPI(BaseAPI):
                 `today` can also be specified).
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TradingTimesResponse: A message with Trading Times.
@@ -8054,8 +7940,8 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (TransactionResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -8104,8 +7990,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TransferBetweenAccountsResponse: The result of transfer order.
@@ -8146,8 +8031,7 @@ class LegacyAPI(BaseAPI):
             checksum: The generated checksum for the customer.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             UnsubscribeEmailResponse: The result of the unsubscribe email request.
@@ -8206,8 +8090,7 @@ class LegacyAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             VerifyEmailResponse: Verify Email Receive.
@@ -8239,8 +8122,7 @@ class LegacyAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             WebsiteConfigResponse: All config related settings.
@@ -8283,8 +8165,8 @@ class LegacyAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (WebsiteStatusResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.

@@ -125,8 +125,7 @@ class OptionsAPI(BaseAPI):
             contract_type: [Optional] The proposed contract type
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ActiveSymbolsResponse: A message containing the list of active symbols.
@@ -187,8 +186,8 @@ class OptionsAPI(BaseAPI):
             run_id: The run ID to retrieve.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (AutoGetResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -223,8 +222,7 @@ class OptionsAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AutoListResponse: List of automated trading runs for the current account.
@@ -250,8 +248,7 @@ class OptionsAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AutoListStrategiesResponse: List of available automated trading strategies.
@@ -284,8 +281,7 @@ class OptionsAPI(BaseAPI):
             run_id: The run ID to pause.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AutoPauseResponse: Confirmation that the automated trading run has been paused,
@@ -318,8 +314,7 @@ class OptionsAPI(BaseAPI):
             run_id: The run ID to resume.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AutoResumeResponse: Confirmation that the automated trading run has been resumed,
@@ -384,8 +379,8 @@ class OptionsAPI(BaseAPI):
                 multiplier, max rounds)
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (AutoStartResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -434,8 +429,7 @@ class OptionsAPI(BaseAPI):
             run_id: The run ID to stop.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             AutoStopResponse: Confirmation that the automated trading run has been stopped,
@@ -483,8 +477,8 @@ class OptionsAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (BalanceResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -555,11 +549,12 @@ class OptionsAPI(BaseAPI):
             parameters: [Optional] Used to pass the parameters for contract buy.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (BuyResponse |
-                ProposalOpenContractResponse), the first included, on the dispatch thread. With
-                it the call subscribes and returns the ``Subscription``.
+                ProposalOpenContractResponse: the receipt, then the bought contract's updates),
+                the first included, on the dispatch thread. With it the call subscribes and
+                returns the ``Subscription``.
             on_end: Called once with the Subscription, on the dispatch thread, when the stream
                 ends other than by its own ``forget()`` (``sub.error`` says why).
 
@@ -596,8 +591,7 @@ class OptionsAPI(BaseAPI):
             cancel: Value should be the `contract_id` which received from the `portfolio` call.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             CancelResponse: A message with transaction results is received.
@@ -631,8 +625,7 @@ class OptionsAPI(BaseAPI):
             limit: [Optional] Maximum number of historical updates to receive.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ContractUpdateHistoryResponse: Contract update history status.
@@ -673,8 +666,7 @@ class OptionsAPI(BaseAPI):
             limit_order: Specify limit order to update.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ContractUpdateResponse: Contract update status.
@@ -713,8 +705,7 @@ class OptionsAPI(BaseAPI):
             contracts_for: The short symbol name (obtained from `active_symbols` call).
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ContractsForResponse: Get the list of currently available contracts.
@@ -740,8 +731,7 @@ class OptionsAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ContractsListResponse: Get the list of all contract categories available for the
@@ -794,8 +784,7 @@ class OptionsAPI(BaseAPI):
         Args:
             forget_all: Cancel all streams by type. The value can be either a single type e.g.
                 `"ticks"`, or an array of multiple types e.g. `["candles", "ticks"]`.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             list[str]: The ids of the streams that were forgotten.
@@ -820,8 +809,7 @@ class OptionsAPI(BaseAPI):
 
         Args:
             forget: ID of the real-time stream of messages to cancel.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ForgetResponse: The result of forget request made.
@@ -853,8 +841,7 @@ class OptionsAPI(BaseAPI):
                 provided during authorize.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             LogoutResponse: The response of logout request made.
@@ -881,8 +868,7 @@ class OptionsAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PingResponse: The response of ping request.
@@ -953,8 +939,7 @@ class OptionsAPI(BaseAPI):
             contract_type: Return only contracts of the specified types
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             PortfolioResponse: Receive a list of outstanding options in the user's portfolio.
@@ -1039,8 +1024,7 @@ class OptionsAPI(BaseAPI):
             sort: [Optional] Sort direction.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             ProfitTableResponse: A summary of account profit table is received.
@@ -1111,8 +1095,8 @@ class OptionsAPI(BaseAPI):
                 you will receive stream of all open contracts.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (ProposalOpenContractResponse),
                 the first included, on the dispatch thread. With it the call subscribes and
                 returns the ``Subscription``.
@@ -1364,8 +1348,8 @@ class OptionsAPI(BaseAPI):
                 value - for `TICKHIGH` and `TICKLOW` contracts.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (ProposalResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -1428,8 +1412,7 @@ class OptionsAPI(BaseAPI):
             price: Minimum price at which to sell the contract, or `0` for 'sell at market'.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             SellResponse: A message with transaction results is received.
@@ -1472,8 +1455,7 @@ class OptionsAPI(BaseAPI):
             offset: [Optional] Number of transactions to skip.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             StatementResponse: A summary of account statement is received.
@@ -1573,8 +1555,8 @@ class OptionsAPI(BaseAPI):
             style: [Optional] The tick-output style.
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (TicksHistoryResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -1647,8 +1629,8 @@ class OptionsAPI(BaseAPI):
                 call).
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (TicksResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
@@ -1680,8 +1662,7 @@ class OptionsAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TimeResponse: The result of server time request.
@@ -1713,8 +1694,7 @@ class OptionsAPI(BaseAPI):
                 `today` can also be specified).
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
             TradingTimesResponse: A message with Trading Times.
@@ -1746,8 +1726,8 @@ class OptionsAPI(BaseAPI):
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
-            timeout: Seconds to wait for the answer (for a stream: its first message); None: the
-                connection's ``request_timeout``.
+            timeout: Seconds to wait for the answer (with ``listener``: for the first message);
+                None: the connection's ``request_timeout``.
             listener: Called with every message of the stream (TransactionResponse), the first
                 included, on the dispatch thread. With it the call subscribes and returns the
                 ``Subscription``.
