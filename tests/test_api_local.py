@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
-from deriv_sdk import Connection, MessageEvent, Subscription
+from deriv_sdk import APIError, Connection, MessageEvent, Subscription
 from deriv_sdk.api import LegacyAPI, OptionsAPI, options_types, v3_types
 from deriv_sdk.testing import LocalServer
 from deriv_sdk.testing.validation import IMPLEMENTED
-from tests.api_support import conformance
+from tests.api_support import conformance, method_arguments, smallest_request, v3_calls
+
+V3 = v3_calls()
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -209,6 +211,43 @@ def test_conformance_reports_what_does_not_fit() -> None:
         "$.tick.quote: '1.5' is not float",
         "$.tick: key 'volume' not in TicksResponseTick",
     }
+
+
+@pytest.mark.parametrize("call", sorted(IMPLEMENTED))
+def test_v3_smallest_call_passes_local_servers_validation(
+    call: str, legacy: tuple[LegacyAPI, Arrivals]
+) -> None:
+    """The smallest valid call of tests/test_api_calls.py, made on LocalServer (which checks
+    every request against send.json): a reply that arrived as returned and fits its type, or a
+    refusal for what the values mean (an unknown proposal id), never for their shape."""
+    api, got = legacy
+    send, _, example = V3[call]
+    if send.get("auth_required"):
+        api.authorize("test-token")
+    request = smallest_request(call, send, example)
+    method = getattr(api, call)
+    args, kwargs = method_arguments(call, method, request)
+    stream = Stream()
+    if "subscribe" in send.get("required", []):
+        kwargs["listener"] = stream
+    try:
+        result = method(*args, **kwargs)
+    except APIError as exc:
+        assert exc.code != "InputValidationFailed", exc
+        (frame,) = got.of(exc.req_id)  # type: ignore[arg-type]
+        assert frame["error"]["code"] == exc.code
+        return
+    response_type = getattr(v3_types, camel(call) + "Response")
+    if isinstance(result, Subscription):
+        check_stream(got, result, stream, response_type, count=1)
+    elif call == "forget_all":
+        check_forget_all(got, result)
+    else:
+        check_reply(got, result, response_type)
+
+
+def camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
 
 
 # -- the new API ------------------------------------------------------------------------------
