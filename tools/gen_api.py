@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gen_api_fixes import fix_options, fix_v3
+from gen_api_fixes import OPTIONS_NOTES, fix_options, fix_v3
 from gen_api_methods import wrapper_module
 from gen_api_schema import ROOT, Call, inline_refs, load_options, load_v3, name_models, strip_custom
 
@@ -182,6 +182,7 @@ def build() -> dict[str, str]:
             cls=api.cls,
             title=api.title,
             head=header(api, f"``{api.cls}``: one typed method per call"),
+            notes=OPTIONS_NOTES if api.key == "options" else (),
         )
         files[f"{api.wrapper}.py"] = ruff(wrapper_text, f"deriv_sdk/api/{api.wrapper}.py")
     return files

@@ -27,6 +27,13 @@ def fix_v3(calls: list[Call]) -> None:
         _object_items(call, call.response)
 
 
+#: Said in ``OptionsAPI``'s docstring: true of every call.
+OPTIONS_NOTES = (
+    "Every response's `echo_req` may be missing: Deriv's schemas require it, but its "
+    "comparison pages say it became optional and its examples leave it out.",
+)
+
+
 def fix_options(calls: list[Call]) -> None:
     """The fixes for Deriv's new (Options) API."""
     by_name = {call.name: call for call in calls}
@@ -123,9 +130,6 @@ def _echo_req_optional(call: Call) -> None:
         _note(
             call.response["properties"]["echo_req"],
             "optional: the new API may leave it out, although its schema requires it",
-        )
-        call.notes.append(
-            "`echo_req` may be missing (Deriv's schema requires it; the server may not send it)."
         )
 
 

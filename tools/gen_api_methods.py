@@ -52,7 +52,14 @@ class Param:
 
 
 def wrapper_module(
-    calls: list[Call], *, types_module: str, types_source: str, cls: str, title: str, head: str
+    calls: list[Call],
+    *,
+    types_module: str,
+    types_source: str,
+    cls: str,
+    title: str,
+    head: str,
+    notes: tuple[str, ...] = (),
 ) -> str:
     fields, defined = _request_fields(types_source)
     used: set[str] = set()
@@ -64,8 +71,11 @@ def wrapper_module(
         "    ``listener=``, ``conn.subscribe()``) and returns the response as the TypedDict of\n"
         f"    ``{types_module}``. Errors are those of ``request()``: ``APIError`` for a\n"
         "    refusal, ``RequestTimeoutError``, ``ConnectionClosedError``, ``InvalidStateError``.\n"
-        "    Listeners and ``on_end`` run on the connection's dispatch thread.\n    "
+        "    Listeners and ``on_end`` run on the connection's dispatch thread.\n"
     )
+    for note in notes:
+        doc += "\n" + "\n".join(_wrap(f"{MARK} {note}", indent="    ")) + "\n"
+    doc += "    "
     return (
         f"{head}\n"
         "from __future__ import annotations\n\n"
@@ -242,7 +252,8 @@ def _docstring(call: Call, params: list[Param], response: str, message: str, cls
     if call.name in SPECIAL:
         lines += ["", *_wrap(_special_note(call.name))]
     for note in call.notes:
-        lines += ["", *_wrap(f"Typed as the server sends it ({MARK} {note})")]
+        typed = f"{MARK} typed as the server sends it, not as Deriv's schema says:"
+        lines += ["", *_wrap(f"{typed} {note}")]
     lines += ["", "Args:"]
     for p in params:
         text = _clean(p.doc) or "See Deriv's schema."

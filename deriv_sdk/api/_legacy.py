@@ -7503,9 +7503,9 @@ class LegacyAPI(BaseAPI):
 
         Ticks History. Needs no login.
 
-        Typed as the server sends it (deriv_sdk: The stream messages carry `tick` (style
-        `ticks`) or `ohlc` (style `candles`), which Deriv's schema lists as msg_types but does
-        not define; `ohlc` prices are strings.)
+        deriv_sdk: typed as the server sends it, not as Deriv's schema says: The stream messages
+        carry `tick` (style `ticks`) or `ohlc` (style `candles`), which Deriv's schema lists as
+        msg_types but does not define; `ohlc` prices are strings.
 
         Args:
             ticks_history: Short symbol name (obtained from the `active_symbols` call).

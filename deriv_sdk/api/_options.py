@@ -61,6 +61,9 @@ class OptionsAPI(BaseAPI):
     ``deriv_sdk.api.options_types``. Errors are those of ``request()``: ``APIError`` for a
     refusal, ``RequestTimeoutError``, ``ConnectionClosedError``, ``InvalidStateError``.
     Listeners and ``on_end`` run on the connection's dispatch thread.
+
+    deriv_sdk: Every response's `echo_req` may be missing: Deriv's schemas require it,
+    but its comparison pages say it became optional and its examples leave it out.
     """
 
     __slots__ = ()
@@ -116,9 +119,6 @@ class OptionsAPI(BaseAPI):
         are available for trading).
 
         Active Symbols. Needs no login.
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             active_symbols: If you use `brief`, only a subset of fields will be returned.
@@ -179,9 +179,6 @@ class OptionsAPI(BaseAPI):
         Auto Get. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             run_id: The run ID to retrieve.
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -216,9 +213,6 @@ class OptionsAPI(BaseAPI):
         Auto List. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
@@ -241,9 +235,6 @@ class OptionsAPI(BaseAPI):
         """Retrieve the list of available automated trading strategies
 
         Auto List Strategies. Needs no login.
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -274,9 +265,6 @@ class OptionsAPI(BaseAPI):
         Auto Pause. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             run_id: The run ID to pause.
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -306,9 +294,6 @@ class OptionsAPI(BaseAPI):
 
         Auto Resume. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             run_id: The run ID to resume.
@@ -368,9 +353,6 @@ class OptionsAPI(BaseAPI):
         Auto Start. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             contract_template: Template defining the contract parameters to be used for each
                 purchase in this run
@@ -422,9 +404,6 @@ class OptionsAPI(BaseAPI):
         Auto Stop. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             run_id: The run ID to stop.
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -470,9 +449,6 @@ class OptionsAPI(BaseAPI):
 
         Balance. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -539,9 +515,6 @@ class OptionsAPI(BaseAPI):
         Buy Contract. Needs an account's socket (``Connection.options(account_id=...)``)
         (scopes: trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             buy: Either the ID received from a Price Proposal (`proposal` call), or `1` if
                 contract buy parameters are passed in the `parameters` field.
@@ -584,9 +557,6 @@ class OptionsAPI(BaseAPI):
         Cancel a Contract. Needs an account's socket (``Connection.options(account_id=...)``)
         (scopes: trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             cancel: Value should be the `contract_id` which received from the `portfolio` call.
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -616,9 +586,6 @@ class OptionsAPI(BaseAPI):
 
         Update Contract History. Needs an account's socket
         (``Connection.options(account_id=...)``) (scopes: trade).
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             contract_id: Internal unique contract identifier.
@@ -658,9 +625,6 @@ class OptionsAPI(BaseAPI):
         Update Contract. Needs an account's socket (``Connection.options(account_id=...)``)
         (scopes: trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             contract_id: Internal unique contract identifier.
             limit_order: Specify limit order to update.
@@ -698,9 +662,6 @@ class OptionsAPI(BaseAPI):
 
         Contracts For Symbol. Needs no login.
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             contracts_for: The short symbol name (obtained from `active_symbols` call).
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -724,9 +685,6 @@ class OptionsAPI(BaseAPI):
         """Get the list of all contract categories available for the trading platform.
 
         Contracts List. Needs no login.
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -778,9 +736,6 @@ class OptionsAPI(BaseAPI):
         those streams and returns the ids forgotten (``passthrough`` is not offered for that
         reason).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             forget_all: Cancel all streams by type. The value can be either a single type e.g.
                 `"ticks"`, or an array of multiple types e.g. `["candles", "ticks"]`.
@@ -803,9 +758,6 @@ class OptionsAPI(BaseAPI):
 
         Sent by ``Connection.forget()``, which also ends the local ``Subscription`` of that
         stream (``passthrough`` is not offered for that reason).
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             forget: ID of the real-time stream of messages to cancel.
@@ -833,9 +785,6 @@ class OptionsAPI(BaseAPI):
         Log Out. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             loginid: [Optional] The login id of the user. Mandatory when multiple tokens were
                 provided during authorize.
@@ -861,9 +810,6 @@ class OptionsAPI(BaseAPI):
         alive.
 
         Ping. Needs no login.
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
@@ -931,9 +877,6 @@ class OptionsAPI(BaseAPI):
 
         Portfolio. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             contract_type: Return only contracts of the specified types
@@ -1011,9 +954,6 @@ class OptionsAPI(BaseAPI):
         Profit Table. Needs an account's socket (``Connection.options(account_id=...)``)
         (scopes: trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             contract_type: Return only contracts of the specified types
             date_from: [Optional] Start date (epoch or YYYY-MM-DD)
@@ -1083,12 +1023,9 @@ class OptionsAPI(BaseAPI):
         Price Proposal: Open Contracts. Needs an account's socket
         (``Connection.options(account_id=...)``) (scopes: trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
-        Typed as the server sends it (deriv_sdk: The money and spot fields (`barrier`,
-        `bid_price`, `buy_price`, `current_spot`, `payout`, `profit`, `sell_price`) may be
-        strings or numbers (Deriv's schema: strings).)
+        deriv_sdk: typed as the server sends it, not as Deriv's schema says: The money and spot
+        fields (`barrier`, `bid_price`, `buy_price`, `current_spot`, `payout`, `profit`,
+        `sell_price`) may be strings or numbers (Deriv's schema: strings).
 
         Args:
             contract_id: [Optional] Contract ID received from a `portfolio` request. If not set,
@@ -1306,12 +1243,9 @@ class OptionsAPI(BaseAPI):
 
         Price Proposal. Needs no login.
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
-        Typed as the server sends it (deriv_sdk: `ask_price`, `payout` and `commission` may be
-        numbers or strings, and only `id` is guaranteed (Deriv's schema: numbers, seven fields
-        required).)
+        deriv_sdk: typed as the server sends it, not as Deriv's schema says: `ask_price`,
+        `payout` and `commission` may be numbers or strings, and only `id` is guaranteed
+        (Deriv's schema: numbers, seven fields required).
 
         Args:
             contract_type: The proposed contract type
@@ -1404,9 +1338,6 @@ class OptionsAPI(BaseAPI):
         Sell Contract. Needs an account's socket (``Connection.options(account_id=...)``)
         (scopes: trade).
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             sell: Pass contract_id received from the `portfolio` call.
             price: Minimum price at which to sell the contract, or `0` for 'sell at market'.
@@ -1441,9 +1372,6 @@ class OptionsAPI(BaseAPI):
 
         Statement. Needs an account's socket (``Connection.options(account_id=...)``) (scopes:
         trade).
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             action_type: [Optional] To filter the statement according to the type of
@@ -1533,12 +1461,9 @@ class OptionsAPI(BaseAPI):
 
         Ticks History. Needs no login.
 
-        Typed as the server sends it (deriv_sdk: The stream messages carry `tick` (style
-        `ticks`) or `ohlc` (style `candles`), which Deriv's schema lists as msg_types but does
-        not define; `ohlc` prices are strings.)
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
+        deriv_sdk: typed as the server sends it, not as Deriv's schema says: The stream messages
+        carry `tick` (style `ticks`) or `ohlc` (style `candles`), which Deriv's schema lists as
+        msg_types but does not define; `ohlc` prices are strings.
 
         Args:
             ticks_history: Short symbol name (obtained from the `active_symbols` call).
@@ -1621,9 +1546,6 @@ class OptionsAPI(BaseAPI):
 
         Ticks Stream. Needs no login.
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             ticks: The short symbol name or array of symbols (obtained from `active_symbols`
                 call).
@@ -1656,9 +1578,6 @@ class OptionsAPI(BaseAPI):
 
         Server Time. Needs no login.
 
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
-
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
                 retrieved via the `echo_req` output field.
@@ -1685,9 +1604,6 @@ class OptionsAPI(BaseAPI):
         """Receive a list of market opening times for a given date.
 
         Trading Times. Needs no login.
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             trading_times: Date to receive market opening times for. (`yyyy-mm-dd` format.
@@ -1719,9 +1635,6 @@ class OptionsAPI(BaseAPI):
 
         Transactions Stream. Needs an account's socket (``Connection.options(account_id=...)``)
         (scopes: trade).
-
-        Typed as the server sends it (deriv_sdk: `echo_req` may be missing (Deriv's schema
-        requires it; the server may not send it).)
 
         Args:
             passthrough: [Optional] Used to pass data through the websocket, which may be
