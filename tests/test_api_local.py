@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from deriv_sdk import APIError, Connection, MessageEvent, Subscription
+from deriv_sdk import APIError, Connection, MessageEvent, RestClient, Subscription
 from deriv_sdk.api import LegacyAPI, OptionsAPI, options_types, v3_types
 from deriv_sdk.testing import LocalServer
-from deriv_sdk.testing.validation import IMPLEMENTED
+from deriv_sdk.testing.validation import IMPLEMENTED, LEGACY, OPTIONS
 from tests.api_support import conformance, method_arguments, smallest_request, v3_calls
 
 V3 = v3_calls()
@@ -121,7 +121,18 @@ def test_every_call_local_server_implements_is_covered() -> None:
         "ping", "portfolio", "proposal", "proposal_open_contract", "sell", "ticks",
         "ticks_history", "time", "transaction", "website_status",
     }  # fmt: skip
-    assert covered == set(IMPLEMENTED)
+    assert covered == set(IMPLEMENTED[LEGACY])
+
+
+def test_every_new_api_call_local_server_implements_is_covered() -> None:
+    # The calls test_options_public_calls and test_options_account_calls make.
+    covered = {
+        "ping", "time", "active_symbols", "contracts_for", "contracts_list", "trading_times",
+        "ticks_history",
+        "proposal", "ticks", "forget", "forget_all", "balance", "transaction", "buy",
+        "portfolio", "proposal_open_contract", "sell", "profit_table", "statement", "logout",
+    }  # fmt: skip
+    assert covered == set(IMPLEMENTED[OPTIONS])
 
 
 def test_v3_market_calls(legacy: tuple[LegacyAPI, Arrivals]) -> None:
@@ -213,7 +224,7 @@ def test_conformance_reports_what_does_not_fit() -> None:
     }
 
 
-@pytest.mark.parametrize("call", sorted(IMPLEMENTED))
+@pytest.mark.parametrize("call", sorted(IMPLEMENTED[LEGACY]))
 def test_v3_smallest_call_passes_local_servers_validation(
     call: str, legacy: tuple[LegacyAPI, Arrivals]
 ) -> None:
@@ -252,27 +263,21 @@ def camel(name: str) -> str:
 
 # -- the new API ------------------------------------------------------------------------------
 
-needs_options = pytest.mark.skipif(
-    not hasattr(LocalServer, "options_url"),
-    reason="LocalServer has no options_url yet (its new-API half is built on another "
-    "branch); these tests run once it is merged",
-)
-
 PROPOSAL: dict[str, Any] = {
     "contract_type": "CALL", "currency": "USD", "underlying_symbol": "R_100", "amount": 10,
     "basis": "stake", "duration": 5, "duration_unit": "t",
 }  # fmt: skip
 
 
-@needs_options
 def test_options_public_calls(deriv_server: Any) -> None:
     o = options_types
-    with Connection.options(url=deriv_server.options_url) as conn:  # type: ignore[attr-defined]
+    with Connection.options(url=deriv_server.options_url) as conn:
         api, got = OptionsAPI(conn), Arrivals(conn)
         check_reply(got, api.ping(), o.PingResponse)
         check_reply(got, api.time(), o.TimeResponse)
         check_reply(got, api.active_symbols("brief"), o.ActiveSymbolsResponse)
         check_reply(got, api.contracts_for("R_100"), o.ContractsForResponse)
+        check_reply(got, api.contracts_list(), o.ContractsListResponse)
         check_reply(got, api.trading_times("today"), o.TradingTimesResponse)
         check_reply(got, api.ticks_history("R_100", end="latest", count=5), o.TicksHistoryResponse)
         check_reply(got, api.proposal(**PROPOSAL), o.ProposalResponse)
@@ -287,14 +292,11 @@ def test_options_public_calls(deriv_server: Any) -> None:
         check_forget_all(got, api.forget_all("ticks"))
 
 
-@needs_options
 def test_options_account_calls(deriv_server: Any) -> None:
-    from deriv_sdk import RestClient  # type: ignore[attr-defined]
-
     o = options_types
     rest = RestClient("test-app", "test-pat", base_url=deriv_server.rest_url)
     account = next(a for a in rest.accounts() if a["account_type"] == "demo")
-    with Connection.options(account["account_id"], rest=rest) as conn:  # type: ignore[attr-defined]
+    with Connection.options(account["account_id"], rest=rest) as conn:
         api, got = OptionsAPI(conn), Arrivals(conn)
         check_reply(got, api.balance(), o.BalanceResponse)
         transactions = Stream()
