@@ -25,6 +25,7 @@ from typing import Any
 
 from .events import ErrorEvent, Event, ListenerRegistry
 from .pending import Pending, PendingTable
+from .subscriptions import Subscription
 
 __all__ = ["Batch", "Dispatcher", "Work"]
 
@@ -190,6 +191,17 @@ class Dispatcher:
             fn(arg)
         except BaseException as exc:
             self.listener_failed(exc)
+
+    def deliver(self, sub: Subscription, seq: int, data: dict[str, Any], final: bool) -> None:
+        """Calls ``sub``'s listener with message ``seq`` of its stream, unless the handle has
+        had it (or a later one: a replay and a delivery may both be queued) or has ended; a
+        stream's last message (``final``) reaches every handle it was meant for."""
+        if (sub._active or final) and seq > sub._seq:
+            sub._seq = seq
+            try:
+                sub.listener(data)
+            except BaseException as exc:
+                self.listener_failed(exc)
 
     def run_user(self, item: tuple[Callable[[Any], object], Any]) -> None:
         """``Work`` form of ``call_user``: ``item`` is ``(fn, arg)``."""

@@ -125,24 +125,26 @@ class FrameParser:
         pos = 0
         end = len(data)
         max_size = self.max_size
+        append = out.append
+        fragmented = self._frag_op != -1  # changes only in _slow_frame: re-read after it
         # The hot loop: one iteration per frame, slicing straight out of ``data``.
         while end - pos >= 2:
             b0 = data[pos]
-            b1 = data[pos + 1]
-            length = b1 & 0x7F
+            length = data[pos + 1]
             start = pos + 2
-            if length == 126:
-                if end - start < 2:
-                    break
-                length = _U16.unpack_from(data, start)[0]
-                start += 2
-            elif length == 127:
-                if end - start < 8:
-                    break
-                length = _U64.unpack_from(data, start)[0]
-                start += 8
-            if b1 & 0x80:
-                raise FrameError("server frames must not be masked")
+            if length > 125:
+                if length > 127:
+                    raise FrameError("server frames must not be masked")
+                if length == 126:
+                    if end - start < 2:
+                        break
+                    length = (data[start] << 8) | data[start + 1]
+                    start += 2
+                else:
+                    if end - start < 8:
+                        break
+                    length = _U64.unpack_from(data, start)[0]
+                    start += 8
             if length > max_size:
                 raise FrameError(f"frame of {length} bytes exceeds max_size", 1009)
             stop = start + length
@@ -150,13 +152,11 @@ class FrameParser:
                 self._need = stop - pos
                 break
             pos = stop
-            opcode = b0 & 0x0F
-            if b0 == 0x81 or b0 == 0x82:  # the common case: FIN, one whole data frame
-                if self._frag_op != -1:
-                    raise FrameError("new data frame inside a fragmented message")
-                out.append((opcode, data[start:stop]))
+            if (b0 == 0x81 or b0 == 0x82) and not fragmented:  # FIN, one whole data frame
+                append((b0 & 0x0F, data[start:stop]))
                 continue
-            self._slow_frame(b0, opcode, data[start:stop], out)
+            self._slow_frame(b0, b0 & 0x0F, data[start:stop], out)
+            fragmented = self._frag_op != -1
         if pos < end:
             self._pending = [data[pos:]]
             self._buffered = end - pos

@@ -118,7 +118,8 @@ class PendingTable:
     def __init__(self, reserved: Container[int] = ()) -> None:
         self._reserved = reserved
         self._lock = threading.Lock()
-        self._entries: dict[int, Pending] = {}
+        # req_id -> entry; read (never written) by the reader's hot path without the lock.
+        self.entries: dict[int, Pending] = {}
         self._retired: dict[int, None] = {}  # insertion-ordered: the oldest go first
         self._ids = itertools.count(1)
         self._heap: list[tuple[float, int, Pending]] = []  # (deadline, seq, entry)
@@ -126,13 +127,13 @@ class PendingTable:
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
     def __contains__(self, req_id: object) -> bool:
-        return req_id in self._entries
+        return req_id in self.entries
 
     def _taken(self, req_id: int) -> bool:
-        return req_id in self._entries or req_id in self._reserved or req_id in self._retired
+        return req_id in self.entries or req_id in self._reserved or req_id in self._retired
 
     def add(
         self,
@@ -168,7 +169,7 @@ class PendingTable:
                     " or an unanswered request's whose answer may still arrive)"
                 )
             entry = Pending(req_id, callback, deadline, inline, link)
-            self._entries[req_id] = entry
+            self.entries[req_id] = entry
             if deadline is not None:
                 heapq.heappush(self._heap, (deadline, next(self._seq), entry))
         return entry
@@ -188,7 +189,7 @@ class PendingTable:
     def resolve(self, req_id: int, result: Result) -> Pending | None:
         """Ends the entry with ``result``; returns it (None when nobody was waiting)."""
         with self._lock:
-            entry = self._entries.pop(req_id, None)
+            entry = self.entries.pop(req_id, None)
         if entry is not None:
             entry._resolve(result)
         return entry
@@ -201,9 +202,9 @@ class PendingTable:
                 False only for a request known not to have reached the wire.
         """
         with self._lock:
-            if self._entries.get(entry.req_id) is not entry:
+            if self.entries.get(entry.req_id) is not entry:
                 return False
-            del self._entries[entry.req_id]
+            del self.entries[entry.req_id]
             if retire and entry.link is not None:
                 self._retire_locked(entry.req_id)
             return True
@@ -222,9 +223,9 @@ class PendingTable:
         """Resolves every entry sent on ``link`` with a fresh exception (the link ended);
         its retired ids are free again. Entries still waiting for a link stay."""
         with self._lock:
-            gone = [e for e in self._entries.values() if e.link is link and link is not None]
+            gone = [e for e in self.entries.values() if e.link is link and link is not None]
             for entry in gone:
-                del self._entries[entry.req_id]
+                del self.entries[entry.req_id]
             self._retired.clear()
         for entry in gone:
             entry._resolve(exc_factory())
@@ -233,14 +234,14 @@ class PendingTable:
     def waiting(self) -> list[Pending]:
         """The entries that wait for an open link (``link`` None), oldest first."""
         with self._lock:
-            return [e for e in self._entries.values() if e.link is None]
+            return [e for e in self.entries.values() if e.link is None]
 
     def close(self, exc_factory: Callable[[], BaseException]) -> list[Pending]:
         """Resolves every entry with a fresh exception; nothing can be added afterwards."""
         with self._lock:
             self._closed = True
-            entries = list(self._entries.values())
-            self._entries.clear()
+            entries = list(self.entries.values())
+            self.entries.clear()
             self._retired.clear()
             self._heap.clear()
         for entry in entries:
@@ -257,7 +258,7 @@ class PendingTable:
         if not heap:
             return None
         with self._lock:
-            entries = self._entries
+            entries = self.entries
             while heap and entries.get(heap[0][2].req_id) is not heap[0][2]:
                 heapq.heappop(heap)  # resolved or discarded since: drop it lazily
             return heap[0][0] if heap else None
@@ -272,8 +273,8 @@ class PendingTable:
         with self._lock:
             while heap and heap[0][0] <= now:
                 entry = heapq.heappop(heap)[2]
-                if self._entries.get(entry.req_id) is entry:
-                    del self._entries[entry.req_id]
+                if self.entries.get(entry.req_id) is entry:
+                    del self.entries[entry.req_id]
                     if entry.link is not None:
                         self._retire_locked(entry.req_id)
                     due.append(entry)

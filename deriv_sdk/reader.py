@@ -42,10 +42,9 @@ from .frames import (
     encode_close_payload,
     parse_close_payload,
 )
-from .inbound import Router
+from .inbound import BAD, FULL, Router
 from .keepalive import Keepalive
 from .link import Link
-from .protocol import loads
 
 __all__ = ["Ending", "Reader"]
 
@@ -127,24 +126,26 @@ class Reader:
                 self._pause()
 
     def _frames(self, frames: list[tuple[int, bytes]], link: Link) -> Ending | None:
-        route = self._router.route
-        for opcode, payload in frames:
+        texts = self._router.texts
+        i, n = 0, len(frames)
+        while i < n:
+            opcode, payload = frames[i]
             if opcode == OP_TEXT:
-                try:
-                    data = loads(payload)
-                except (ValueError, RecursionError):  # (json's decoder recurses on deep nesting)
-                    self._not_json(payload, self._batch)
-                    continue
-                route(data, payload, self._batch, link)
-                if self._room is not None and self._batch.messages >= self._room:
+                i, why = texts(frames, i, self._batch, link, self._room)
+                if why == FULL:
                     # max_queue reached inside one read: hand over what is parsed, pause.
                     self._dispatcher.post_batch(self._batch)
                     self._batch = Batch()
                     self._pause()
                     self._room = self._dispatcher.room()
-            elif opcode == OP_CLOSE:
+                elif why == BAD:
+                    self._not_json(frames[i][1], self._batch)
+                    i += 1
+                continue
+            i += 1
+            if opcode == OP_CLOSE:
                 return self._close_frame(payload, link)
-            elif opcode == OP_PING:
+            if opcode == OP_PING:
                 link.post(OP_PONG, payload)
             elif opcode == OP_BINARY:
                 error = ProtocolError("binary frame received; Deriv sends text", payload)

@@ -100,15 +100,13 @@ class Streams:
             raise
         return sub
 
-    def _replay(self, sub: Subscription, message: dict[str, Any]) -> None:
+    def _replay(self, sub: Subscription, seq: int, message: dict[str, Any]) -> None:
         """The latest message of a shared stream, for a handle that joins it (called under
-        the registry lock: queued before any newer message of the stream)."""
-        self._dispatcher.post(self._run_replay, (sub, message))
+        the registry lock; delivered once, in order: ``subscriptions``' docstring)."""
+        self._dispatcher.post(self._run_replay, (sub, seq, message))
 
-    def _run_replay(self, item: tuple[Subscription, dict[str, Any]]) -> None:
-        sub, message = item
-        if sub.active:
-            self._dispatcher.call_user(sub.listener, message)
+    def _run_replay(self, item: tuple[Subscription, int, dict[str, Any]]) -> None:
+        self._dispatcher.deliver(item[0], item[1], item[2], False)
 
     def forget(self, subscription_id: str, timeout: object = None) -> dict[str, Any]:
         """``Connection.forget``: ends the local Subscriptions of that stream first."""

@@ -8,8 +8,16 @@ Deriv repeats on every update; after a reconnect the same ``Stream`` is re-subsc
 a new ``req_id`` and gets a new server id.
 
 The registry holds no I/O and calls no user code: callers send, tell it what happened, and
-run the ``on_end`` callbacks it returns on the dispatch thread. One lock guards it all; the
-reader thread's routing look-up (``by_req.get``) is a single atomic dict read.
+run the ``on_end`` callbacks it returns on the dispatch thread. One lock guards the tables;
+the reader thread's routing look-up (``by_req.get``) is a single atomic dict read.
+
+Stream updates are recorded without the lock, by the reader thread alone: each gets the next
+``seq`` of its stream, and ``latest`` becomes ``(seq, message)`` (one atomic store) *before*
+the reader reads ``subs``. A joining handle is added to ``subs`` *before* ``join`` reads
+``latest`` for its replay. Whatever the interleaving, the new handle is then handed the
+message being recorded, or a later one, by the replay or by the delivery or by both; the
+dispatch thread delivers a message to a handle only if its ``seq`` is above the handle's last
+(``Subscription._seq``), so it is never delivered twice, and never out of order.
 """
 
 from __future__ import annotations
@@ -25,9 +33,9 @@ __all__ = ["MAX_REMEMBERED", "Stream", "Subscription", "SubscriptionRegistry"]
 
 MessageListener = Callable[[dict[str, Any]], object]
 EndListener = Callable[["Subscription"], object]
-#: Replay(sub, message): hands the stream's latest message to a joining handle; called with
-#: the registry's lock held, so that it is queued before any newer message of the stream.
-Replay = Callable[["Subscription", dict[str, Any]], None]
+#: Replay(sub, seq, message): hands the stream's latest message to a joining handle (see the
+#: module docstring); called with the registry's lock held.
+Replay = Callable[["Subscription", int, dict[str, Any]], None]
 
 #: How many ended stream ``req_id``s and forgotten server ids are remembered (for the
 #: messages still in flight when a stream ends); the oldest go first.
@@ -39,17 +47,20 @@ class Stream:
 
     Attributes:
         first: Set once the reply to the current subscribe request (or its failure) is known.
+        answered: The same as a plain flag, for the reader's hot path (under the lock).
         started: True once the stream ever answered (a handle was handed to the user).
     """
 
     __slots__ = (
+        "answered",
         "error",
         "first",
         "id",
         "key",
-        "last_message",
+        "latest",
         "req_id",
         "request",
+        "seq",
         "started",
         "subs",
         "type",
@@ -62,8 +73,10 @@ class Stream:
         self.id: str | None = None
         self.req_id: int | None = None
         self.subs: tuple[Subscription, ...] = ()
-        self.last_message: dict[str, Any] | None = None
+        self.seq = 0  # messages recorded so far (written by the reader thread only)
+        self.latest: tuple[int, dict[str, Any]] | None = None  # (seq, message) of the last
         self.first = threading.Event()
+        self.answered = False
         self.started = False
         self.error: BaseException | None = None
 
@@ -79,7 +92,16 @@ class Subscription:
         error: Why it ended: the exception, or None for a normal end (still None while active).
     """
 
-    __slots__ = ("_active", "_registry", "_stream", "error", "listener", "on_end", "request")
+    __slots__ = (
+        "_active",
+        "_registry",
+        "_seq",
+        "_stream",
+        "error",
+        "listener",
+        "on_end",
+        "request",
+    )
 
     def __init__(
         self,
@@ -96,6 +118,7 @@ class Subscription:
         self.on_end = on_end
         self.error: BaseException | None = None
         self._active = True
+        self._seq = 0  # the seq of the last message delivered to it (dispatch thread)
 
     @property
     def id(self) -> str | None:
@@ -188,9 +211,10 @@ class SubscriptionRegistry:
                 stream = Stream(key, {k: v for k, v in request.items() if k != "req_id"})
                 self._by_key[key] = stream
             sub = Subscription(self, stream, request, listener, on_end)
-            stream.subs = (*stream.subs, sub)
-            if not new and stream.first.is_set() and stream.last_message is not None:
-                replay(sub, stream.last_message)
+            stream.subs = (*stream.subs, sub)  # before reading latest: see the docstring
+            latest = stream.latest
+            if not new and stream.answered and latest is not None:
+                replay(sub, latest[0], latest[1])
         return sub, new
 
     def release(self, sub: Subscription) -> None:
@@ -227,27 +251,31 @@ class SubscriptionRegistry:
             if stream.req_id is not None:
                 self.by_req.pop(stream.req_id, None)
             stream.req_id = req_id
+            stream.answered = False
             stream.first.clear()
             self.by_req[req_id] = stream
             return True
 
     def record(
         self, stream: Stream, message: dict[str, Any], sub_id: str | None
-    ) -> tuple[Subscription, ...]:
-        """Notes a message of ``stream`` as its latest; returns the handles to deliver it to.
+    ) -> tuple[tuple[Subscription, ...], int]:
+        """Notes a message of ``stream`` (reader thread); returns ``(handles, seq)``: the
+        handles to deliver it to and its sequence number (see the module docstring).
 
-        The first reply to a subscribe request also sets the stream's server id. Under the
-        lock, so that a handle joining now gets the message either from this delivery or as
-        its replay, never both and never neither.
+        The first reply to a subscribe request also sets the stream's server id (under the
+        lock: ``subscribe()`` waits for it). Updates of an answered stream need no lock: the
+        reader's hot path does the same inline.
         """
-        with self._lock:
-            if not stream.first.is_set():
+        if not stream.answered:
+            with self._lock:
                 stream.id = sub_id
                 stream.error = None
-                stream.started = True
+                stream.started = stream.answered = True
                 stream.first.set()
-            stream.last_message = message
-            return stream.subs
+        seq = stream.seq + 1
+        stream.seq = seq
+        stream.latest = (seq, message)
+        return stream.subs, seq
 
     def end(self, stream: Stream, error: BaseException | None = None) -> list[Subscription]:
         """Ends ``stream`` locally (no forget is sent) with ``error`` (None: a normal end).
@@ -260,7 +288,7 @@ class SubscriptionRegistry:
         with self._lock:
             stream.error = error
             subs = self._end_locked(stream)
-            stream.first.set()
+            stream.first.set()  # (not answered: waiters find stream.error)
             if not stream.started:
                 return []
             for sub in subs:
@@ -304,6 +332,7 @@ class SubscriptionRegistry:
             self.by_req.clear()
             for stream in self._by_key.values():
                 stream.req_id = None
+                stream.answered = False
                 stream.first.clear()
 
     def close(self, error: BaseException | None) -> list[Subscription]:

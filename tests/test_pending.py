@@ -193,7 +193,7 @@ def test_next_deadline_is_read_from_a_heap_without_a_scan() -> None:
         def values(self) -> Any:
             raise AssertionError("the whole table was scanned")
 
-    table._entries = NoScan(table._entries)
+    table.entries = NoScan(table.entries)
     assert table.next_deadline() == 50.0
     table.resolve(first.req_id, {})
     assert table.next_deadline() == 100.0

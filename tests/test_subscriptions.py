@@ -20,8 +20,9 @@ class Forgets(list[Stream]):
 
 
 class Replays(list[tuple[Subscription, dict[str, Any]]]):
-    def __call__(self, sub: Subscription, message: dict[str, Any]) -> None:
+    def __call__(self, sub: Subscription, seq: int, message: dict[str, Any]) -> None:
         self.append((sub, message))
+        self.seqs = [*getattr(self, "seqs", []), seq]
 
 
 def listener(message: dict[str, Any]) -> None:
@@ -73,31 +74,45 @@ def test_join_shared_key_replays_the_latest_message(reg: SubscriptionRegistry) -
     (stream,) = reg.streams()
     assert stream.subs == (a, b)
     first = {"msg_type": "tick", "tick": {"quote": 1}, "subscription": {"id": "s1"}}
-    assert reg.record(stream, first, "s1") == (a, b)
+    assert reg.record(stream, first, "s1")[0] == (a, b)
     assert stream.first.is_set() and stream.started
     assert a.id == b.id == "s1"
     c, _, replays_c = join(reg, {**TICKS, "passthrough": {"x": 1}})
     assert replays_c == [(c, first)]
     update = {"msg_type": "tick", "tick": {"quote": 2}}
-    assert reg.record(stream, update, "s1") == (a, b, c)
+    assert reg.record(stream, update, "s1")[0] == (a, b, c)
     d, _, replays_d = join(reg)
     assert replays_d == [(d, update)]
 
 
-def test_the_replay_is_handed_over_under_the_lock(reg: SubscriptionRegistry) -> None:
-    # Regression (stale quotes): the replay for a joining handle was queued after newer
-    # messages of the stream. It is now handed over inside the same lock section as the
-    # join, so a newer record() (which takes the lock) cannot come between.
+def test_the_replay_carries_the_seq_of_the_message(reg: SubscriptionRegistry) -> None:
+    # Regression (stale quotes): a joining handle's replay could be delivered after newer
+    # messages. Each message of a stream now has a seq; the replay carries the latest's, and
+    # the dispatch thread delivers a message to a handle only above the handle's last seq.
+    join(reg)
+    (stream,) = reg.streams()
+    assert reg.record(stream, {"n": 1}, "s1")[1] == 1
+    assert reg.record(stream, {"n": 2}, "s1")[1] == 2
+    _, _, replays = join(reg)
+    assert replays.seqs == [2] and replays[0][1] == {"n": 2}
+    assert stream.latest == (2, {"n": 2})
+
+
+def test_a_joining_handle_is_in_subs_before_the_replay_is_read(
+    reg: SubscriptionRegistry,
+) -> None:
+    # The order that makes the lock-free record safe: join() adds the handle to subs, then
+    # reads latest (the reader writes latest, then reads subs).
     join(reg)
     (stream,) = reg.streams()
     reg.record(stream, {"n": 1}, "s1")
-    held: list[bool] = []
+    seen: list[bool] = []
 
-    def replay(sub: Subscription, message: dict[str, Any]) -> None:
-        held.append(reg._lock.locked())
+    def replay(sub: Subscription, seq: int, message: dict[str, Any]) -> None:
+        seen.append(sub in stream.subs)
 
     reg.join(TICKS, listener, None, replay)
-    assert held == [True]
+    assert seen == [True]
 
 
 def test_join_different_key_is_another_stream(reg: SubscriptionRegistry) -> None:
@@ -128,7 +143,7 @@ def test_release_one_of_two_keeps_the_stream(reg: SubscriptionRegistry, forgets:
     assert not a.active and b.active
     assert reg.streams() == [stream]
     assert reg.by_req == {1: stream}
-    assert reg.record(stream, {"msg_type": "tick"}, "s1") == (b,)
+    assert reg.record(stream, {"msg_type": "tick"}, "s1")[0] == (b,)
     assert forgets == []
     a.forget()  # idempotent
     assert b.active and forgets == []
@@ -207,9 +222,9 @@ def test_record_of_the_first_reply_sets_the_id_and_clears_the_error(
     (stream,) = reg.streams()
     stream.error = RuntimeError("old")
     reg.record(stream, {"a": 1}, "s2")
-    assert (stream.error, stream.id, stream.last_message) == (None, "s2", {"a": 1})
+    assert (stream.error, stream.id, stream.latest) == (None, "s2", (1, {"a": 1}))
     reg.record(stream, {"a": 2}, "s2")
-    assert stream.id == "s2" and stream.last_message == {"a": 2}
+    assert stream.id == "s2" and stream.latest == (2, {"a": 2})
 
 
 def test_find_by_ids_and_types(reg: SubscriptionRegistry) -> None:
@@ -298,12 +313,12 @@ def test_claim_forget_from_many_threads_claims_once(reg: SubscriptionRegistry) -
 def test_record_returns_current_handles(reg: SubscriptionRegistry) -> None:
     a, _, _ = join(reg)
     (stream,) = reg.streams()
-    assert reg.record(stream, {"n": 1}, "s") == (a,)
+    assert reg.record(stream, {"n": 1}, "s")[0] == (a,)
     b, _, _ = join(reg)
-    assert reg.record(stream, {"n": 2}, "s") == (a, b)
-    assert stream.last_message == {"n": 2}
+    assert reg.record(stream, {"n": 2}, "s")[0] == (a, b)
+    assert stream.latest == (2, {"n": 2})
     a.forget()
-    assert reg.record(stream, {"n": 3}, "s") == (b,)
+    assert reg.record(stream, {"n": 3}, "s")[0] == (b,)
 
 
 def test_subscription_repr(reg: SubscriptionRegistry) -> None:
