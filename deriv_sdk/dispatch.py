@@ -36,14 +36,21 @@ Work = tuple[Callable[[Any], None], Any]
 
 
 class Batch:
-    """What the reader hands over per read: its work items, in order, and how many of them
-    are messages (the unit of ``max_queue``)."""
+    """What the reader hands over per read: its work items, in order, how many of them are
+    messages (the unit of ``max_queue``), and whether any of them is ``urgent``.
 
-    __slots__ = ("items", "messages")
+    Not urgent: only ``message`` events of answers whose blocking caller has been woken
+    already. Nobody waits for those, so the reader may hold such a batch for a moment and
+    add the next reads to it, instead of waking the dispatch thread for every answer of a
+    request loop (see ``reader.HOLD``).
+    """
+
+    __slots__ = ("items", "messages", "urgent")
 
     def __init__(self) -> None:
         self.items: list[Work] = []
         self.messages = 0
+        self.urgent = False
 
 
 def _noop(_: Any) -> None:

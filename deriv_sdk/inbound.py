@@ -16,7 +16,6 @@ other message takes ``route``, by ``protocol.classify``'s rules.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Protocol
 
 from .dispatch import Batch, Dispatcher
@@ -160,6 +159,7 @@ class Router:
                             run = StreamRun(subs, seq)
                             work = (self._run_stream_fn, run)
                             items.append(work)
+                            batch.urgent = True
                         run.datas.append(data)
                         run.raws.append(payload)
                         count += 1
@@ -220,6 +220,7 @@ class Router:
         if subs or entry is not None or self._listeners.has("message"):
             batch.items.append((self._run_message_fn, (data, raw, subs, seq, final, entry)))
             batch.messages += 1
+            batch.urgent = True
         if final and stream is not None:
             self._ended(self._registry.end(stream), batch)
 
@@ -232,16 +233,14 @@ class Router:
         if entry is not None:
             if entry.callback is None:  # a blocking waiter, woken right now
                 entry = None
-                if wanted:
-                    # Let it take the interpreter before the dispatch thread, which this
-                    # read's batch is about to wake: its caller is waiting, listeners are not.
-                    time.sleep(0)
             elif entry.inline:
                 entry.callback(data)  # internal (keepalive): must not wait for listeners
                 entry = None
         if entry is not None or wanted:
             batch.items.append((self._run_message_fn, (data, raw, (), 0, False, entry)))
             batch.messages += 1
+            if entry is not None:
+                batch.urgent = True  # a send_request callback waits for it
 
     def _check_refusal(self, data: dict[str, Any]) -> None:
         error = data.get("error")
@@ -272,6 +271,7 @@ class Router:
         run_user = self._dispatcher.run_user
         for sub in subs:
             batch.items.append((run_user, (sub.on_end, sub)))
+            batch.urgent = True
 
     def _abandoned(self, sub_id: str, link: Link) -> None:
         """A stream nobody here holds any more still sends: forget it (once per id)."""
@@ -283,6 +283,7 @@ class Router:
         if self._listeners.has("error"):
             event = ErrorEvent(self._target, error)
             batch.items.append((self._dispatcher.emit, ("error", event)))
+            batch.urgent = True
 
     # -- on the dispatch thread -------------------------------------------------------------
 

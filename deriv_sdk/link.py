@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import select
 import selectors
 import socket
 import threading
@@ -24,7 +25,7 @@ __all__ = ["Link", "shutdown"]
 logger = logging.getLogger("deriv_sdk.link")
 
 RECV_SIZE = 256 * 1024
-FIRST_RECV_SIZE = 16 * 1024
+FIRST_RECV_SIZE = 4 * 1024
 
 
 def shutdown(sock: socket.socket | None) -> None:
@@ -61,6 +62,7 @@ class Link:
         self._view = memoryview(self._buffer)
         self._initial = initial
         self._deferred: collections.deque[bytes] = collections.deque()
+        self._poll: select.poll | None = None
         self.closed = False
         self.close_sent = False  # we sent a close frame: the next one received is the echo
         self.abort_reason = ""  # why abort() was called ("" for none or unknown)
@@ -128,6 +130,19 @@ class Link:
                 _writable(self._sock, min(left, 0.05))
             else:
                 time.sleep(0.005)  # another sender holds the lock and will flush after it
+
+    def readable(self, timeout: float) -> bool:
+        """Reader thread: True as soon as the socket is readable, False after ``timeout``."""
+        pending = getattr(self._sock, "pending", None)
+        if pending is not None and pending():
+            return True  # TLS has decrypted bytes buffered
+        try:
+            if self._poll is None:  # made once: poll() has no descriptor limit, unlike select()
+                self._poll = select.poll()
+                self._poll.register(self._sock, select.POLLIN)
+            return bool(self._poll.poll(max(0.0, timeout) * 1000.0))
+        except (OSError, ValueError):
+            return True  # closed: recv() says so
 
     def wait_readable(self) -> None:
         """Reader thread: blocks until the socket is readable, sending queued frames as soon

@@ -51,6 +51,11 @@ __all__ = ["Ending", "Reader"]
 logger = logging.getLogger("deriv_sdk.reader")
 
 CLOSE_FLUSH_TIMEOUT = 0.5  # how long the reader tries to get its last close frame out
+#: How long the reader may hold back a batch that is not urgent (see ``dispatch.Batch``), and
+#: how many messages such a batch may collect: ``message`` events of answers whose caller has
+#: them already are at most this late.
+HOLD = 0.002
+HOLD_MAX = 100
 
 
 class Ending(NamedTuple):
@@ -100,13 +105,24 @@ class Reader:
         """Reads ``link`` until it ends."""
         parser = FrameParser()
         recv, feed, dispatcher = link.recv, parser.feed, self._dispatcher
+        held = False  # self._batch is held back (not urgent), until hold_until
+        hold_until = 0.0
         while True:
-            if link.has_deferred and link.try_flush() is False:
+            if held:
+                # More answers may come at once (a request loop): wait a moment for them,
+                # then hand everything over in one batch.
+                if not link.readable(hold_until - time.monotonic()):
+                    dispatcher.post_batch(self._batch)
+                    held = False
+            elif link.has_deferred and link.try_flush() is False:
                 link.wait_readable()
             data = recv()
             if not data:
+                if held:
+                    dispatcher.post_batch(self._batch)
                 return Ending(1006, link.abort_reason, False)
-            self._batch = Batch()
+            if not held:
+                self._batch = Batch()
             self._room = dispatcher.room()
             try:
                 try:
@@ -117,7 +133,13 @@ class Reader:
                 ending = self._frames(frames, link)
             except _Fail as fail:
                 ending = self._fail(link, fail.code, str(fail), self._batch)
-            dispatcher.post_batch(self._batch)
+            batch = self._batch
+            if ending is None and not batch.urgent and 0 < batch.messages < HOLD_MAX:
+                if not held:
+                    held, hold_until = True, time.monotonic() + HOLD
+                continue
+            dispatcher.post_batch(batch)
+            held = False
             if ending is not None:
                 if link.has_deferred:
                     link.flush(CLOSE_FLUSH_TIMEOUT)
