@@ -408,21 +408,34 @@ class Connection:
         """
         return self._streams.subscribe(payload, listener, timeout, on_end)
 
-    def forget(self, subscription_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """The ``forget`` call; ends the local Subscriptions of that stream first."""
-        return self._streams.forget(subscription_id, timeout)
+    def forget(
+        self, subscription_id: str, timeout: float | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """The ``forget`` call (``fields``: e.g. ``passthrough``); ends the local
+        Subscriptions of that stream first."""
+        return self._streams.forget(subscription_id, timeout, fields)
 
-    def forget_all(self, *stream_types: str, timeout: float | None = None) -> list[str]:
+    def forget_all(
+        self, *stream_types: str, timeout: float | None = None, **fields: Any
+    ) -> list[str]:
         """The ``forget_all`` call (e.g. ``"ticks"``, ``"candles"``, ``"proposal"``).
 
         Ends the local Subscriptions of those types first. Returns the ids forgotten.
         """
-        return self._streams.forget_all(stream_types, timeout)
+        ids = self._streams.forget_all(stream_types, timeout, fields).get("forget_all") or []
+        return [i for i in ids if isinstance(i, str)]
 
-    def authorize(self, token: str, timeout: float | None = None) -> dict[str, Any]:
-        """The ``authorize`` call. On success the token is remembered, so that a reconnect
-        re-authorizes before anything else (until a successful ``logout``). The token never
-        appears in logs, ``repr()`` or exception text.
+    def _forget_all(
+        self, stream_types: tuple[str, ...], timeout: float | None, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``forget_all`` returning the whole response (for ``deriv_sdk.api``)."""
+        return self._streams.forget_all(stream_types, timeout, fields)
+
+    def authorize(self, token: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+        """The ``authorize`` call (``fields``: Deriv's other fields of it, e.g.
+        ``add_to_login_history``, ``passthrough``). On success the token is remembered, so
+        that a reconnect re-authorizes before anything else (until a successful ``logout``).
+        The token never appears in logs, ``repr()`` or exception text.
 
         Raises:
             ValueError: On a new-API connection (``Connection.options``): there is no
@@ -437,7 +450,7 @@ class Connection:
         if not isinstance(token, str) or not token:
             raise TypeError("token must be a non-empty str")
         try:
-            response = self._outbound.request({"authorize": token}, timeout)
+            response = self._outbound.request({**fields, "authorize": token}, timeout)
         except APIError as exc:
             raise exc.redacted(token) from None
         self._endpoint.remember(token)

@@ -108,25 +108,33 @@ class Streams:
     def _run_replay(self, item: tuple[Subscription, int, dict[str, Any]]) -> None:
         self._dispatcher.deliver(item[0], item[1], item[2], False)
 
-    def forget(self, subscription_id: str, timeout: object = None) -> dict[str, Any]:
+    def forget(
+        self, subscription_id: str, timeout: object = None, fields: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """``Connection.forget``: ends the local Subscriptions of that stream first."""
         if not isinstance(subscription_id, str) or not subscription_id:
             raise TypeError("subscription_id must be a non-empty str")
         self._end(self._registry.find(ids=[subscription_id]))
         self._registry.mark_forgotten([subscription_id])
-        return self._outbound.request({"forget": subscription_id}, timeout)
+        return self._outbound.request({**(fields or {}), "forget": subscription_id}, timeout)
 
-    def forget_all(self, stream_types: tuple[str, ...], timeout: object = None) -> list[str]:
-        """``Connection.forget_all``: ends the local Subscriptions of those types first."""
+    def forget_all(
+        self,
+        stream_types: tuple[str, ...],
+        timeout: object = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``Connection.forget_all``: ends the local Subscriptions of those types first, and
+        those the server names; returns the whole response."""
         if not stream_types or not all(isinstance(t, str) and t for t in stream_types):
             raise ValueError("forget_all() takes one or more stream type names")
         self._end(self._registry.find(types=stream_types))
         value: str | list[str] = stream_types[0] if len(stream_types) == 1 else list(stream_types)
-        response = self._outbound.request({"forget_all": value}, timeout)
+        response = self._outbound.request({**(fields or {}), "forget_all": value}, timeout)
         ids = [i for i in response.get("forget_all") or [] if isinstance(i, str)]
         self._registry.mark_forgotten(ids)
         self._end(self._registry.find(ids=ids))
-        return ids
+        return response
 
     def _end(self, streams: list[Stream]) -> None:
         self._registry.mark_forgotten(s.id for s in streams if s.id is not None)

@@ -51,14 +51,14 @@ class Arrivals:
             return found()[:count]
 
 
-def check_forget_all(arrivals: Arrivals, ids: list[str]) -> None:
-    """``forget_all`` returns ``Connection.forget_all()``'s list: the ids of the reply."""
+def check_forget_all(arrivals: Arrivals, response: dict[str, Any]) -> None:
+    """``forget_all`` returns the response as it arrived (as every typed call)."""
     with arrivals.changed:
         assert arrivals.changed.wait_for(
             lambda: any(f.get("msg_type") == "forget_all" for f in arrivals.frames), 10
         )
         (frame,) = [f for f in arrivals.frames if f.get("msg_type") == "forget_all"]
-    assert ids == frame["forget_all"]
+    assert response == frame
 
 
 def check_reply(arrivals: Arrivals, result: Any, response_type: Any) -> dict[str, Any]:
@@ -206,9 +206,10 @@ def test_v3_account_calls(legacy: tuple[LegacyAPI, Arrivals]) -> None:
     tick_sub = api.ticks("R_100", listener=ticks)
     ticks.wait(1)
     tick_id = tick_sub.id
-    ids = api.forget_all("ticks")
-    check_forget_all(got, ids)
-    assert ids == [tick_id] and not tick_sub.active  # the local Subscription ended too
+    forgotten = api.forget_all("ticks", passthrough={"k": 1})
+    check_forget_all(got, forgotten)
+    assert forgotten["forget_all"] == [tick_id] and not tick_sub.active  # it ended locally too
+    assert forgotten["passthrough"] == {"k": 1}
     check_reply(got, api.logout(), t.LogoutResponse)
 
 

@@ -53,7 +53,7 @@ def legacy(conn: Connection) -> None:
     )["proposal"]
     bought = api.buy(proposal["id"], price=proposal["ask_price"])["buy"]
     api.proposal_open_contract(contract_id=bought["contract_id"], listener=follow, on_end=print)
-    forgotten: list[str] = api.forget_all(["ticks", "proposal"])
+    forgotten: list[str] = api.forget_all(["ticks", "proposal"], passthrough={"k": 1})["forget_all"]
     print(forgotten, api.transaction(listener=print).id)
     api.set_self_exclusion(max_balance=None, max_open_bets=3)
 

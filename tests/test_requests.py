@@ -460,3 +460,18 @@ def test_a_stream_nobody_holds_any_more_is_answered_with_forget(
         assert json.loads(frames[1])["forget"] == "c" * 32
         time.sleep(0.3)  # only to show that the later ticks bring no second forget
         assert sum("forget" in f for f in script_server.frames if isinstance(f, str)) == 1
+
+
+def test_authorize_forget_and_forget_all_take_the_calls_other_fields(
+    deriv_server: LocalServer,
+) -> None:
+    with Connection(url=deriv_server.url, keepalive_interval=None) as conn:
+        reply = conn.authorize("test-token", passthrough={"n": 1})
+        assert reply["passthrough"] == {"n": 1}
+        sub = conn.subscribe({"ticks": "R_100"}, lambda m: None)
+        assert conn.forget(sub.id, passthrough={"n": 2})["passthrough"] == {"n": 2}
+        assert not sub.active
+        sub = conn.subscribe({"ticks": "R_50"}, lambda m: None)
+        assert conn.forget_all("ticks", passthrough={"n": 3}) == [sub.id]
+    sent = [r for r in deriv_server.requests if "forget_all" in r]
+    assert sent[0]["passthrough"] == {"n": 3}

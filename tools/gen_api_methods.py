@@ -11,8 +11,8 @@ TypedDicts that datamodel-code-generator made, so both say the same.
   returns the ``Subscription``, without it the response. A call whose schema requires
   ``subscribe: 1`` (``transaction``) requires a listener.
 - ``authorize``, ``forget`` and ``forget_all`` go through ``Connection``'s methods of the same
-  name, which also keep the session's bookkeeping (the token remembered for reconnects, the
-  local Subscriptions ended).
+  name (with every field of the call), which also keep the session's bookkeeping (the token
+  remembered for reconnects, the local Subscriptions ended).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from gen_api_schema import ENVELOPE, Call
 
 #: Calls that go through ``Connection``'s own method (see the module docstring).
 SPECIAL = {
-    "authorize": "self._authorize(authorize, timeout)",
-    "forget": "self._forget(forget, timeout)",
-    "forget_all": "self._forget_all(forget_all, timeout)",
+    "authorize": "self._authorize(payload, timeout)",
+    "forget": "self._forget(payload, timeout)",
+    "forget_all": "self._forget_all(payload, timeout)",
 }
 
 #: Calls whose stream carries other messages than their response: a ``buy`` with
@@ -146,7 +146,7 @@ def _params(
     required = set(call.request.get("required", []))
     params = []
     for wire, schema in props.items():
-        if wire in ENVELOPE or (call.name in SPECIAL and wire != call.name):
+        if wire in ENVELOPE:
             continue
         if not wire.isidentifier():
             raise SystemExit(f"{call.name}: field {wire!r} is not a Python name")
@@ -157,7 +157,7 @@ def _params(
             Param(name, wire, ast.unparse(node), wire in required, _nullable(node),
                   schema.get("description", ""))
         )  # fmt: skip
-    if "passthrough" in props and call.name not in SPECIAL:
+    if "passthrough" in props:
         params.append(
             Param("passthrough", "passthrough", "dict[str, Any]", False, False,
                   props["passthrough"].get("description", ""))
@@ -178,8 +178,6 @@ def _method(
     keywords.sort(key=lambda p: not p.required)  # required first, each group in schema order
     response = response_name
     used.add(response_name)
-    if call.name == "forget_all":
-        response = "list[str]"
     message = response_name
     if call.name in STREAM_MESSAGES:
         parts = [p + "Response" for p in STREAM_MESSAGES[call.name]]
@@ -205,12 +203,9 @@ def _method(
     else:
         body_sig, returns, call_args = sig, response, "payload, timeout"
     body = [_docstring(call, [*positional, *keywords], response, message, cls)]
-    if call.name in SPECIAL:
-        expr = SPECIAL[call.name]
-    else:
-        body.append(_payload_code(call, [*positional, *keywords], constant))
-        expr = f"self._call({call_args})"
-    body.append(f'return cast("{returns}", {expr})' if returns != "list[str]" else f"return {expr}")
+    body.append(_payload_code(call, [*positional, *keywords], constant))
+    expr = SPECIAL.get(call.name, f"self._call({call_args})")
+    body.append(f'return cast("{returns}", {expr})')
     out.append(_def(name, body_sig, returns, "\n".join(body)))
     return "\n".join(out)
 
@@ -282,8 +277,6 @@ def _docstring(call: Call, params: list[Param], response: str, message: str, cls
     lines += ["", "Returns:"]
     if call.must_stream:
         result = "Subscription: the stream's handle (this call cannot be made without one)."
-    elif call.name == "forget_all":
-        result = "list[str]: The ids of the streams that were forgotten."
     else:
         described = _clean(response_schema.get("description", "")).rstrip(".") or "The reply"
         result = f"{response}: {described}."
@@ -304,19 +297,13 @@ def _special_note(name: str) -> str:
     if name == "authorize":
         return (
             "Sent by ``Connection.authorize()``: the token is remembered, so that a reconnect "
-            "authorizes again, and never shown in logs or errors. Deriv's other fields of "
-            "this call (``add_to_login_history``, ``tokens``, ``passthrough``) are not "
-            "offered here: send them with ``conn.request()``, which does not remember the token."
+            "authorizes again, and never shown in logs or errors."
         )
     if name == "forget":
-        return (
-            "Sent by ``Connection.forget()``, which also ends the local ``Subscription`` of "
-            "that stream (``passthrough`` is not offered for that reason)."
-        )
+        return "Sent by ``Connection.forget()``, which also ends the local ``Subscription``s."
     return (
         "Sent by ``Connection.forget_all()``, which also ends the local ``Subscription``s of "
-        "those streams and returns the ids forgotten (``passthrough`` is not offered for "
-        "that reason)."
+        "those streams."
     )
 
 

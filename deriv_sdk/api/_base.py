@@ -79,12 +79,19 @@ class BaseAPI:
         extra: dict[str, Any] = {"on_end": on_end}
         return self._conn.subscribe(payload, listener, timeout, **extra)
 
-    def _authorize(self, token: str, timeout: float | None) -> dict[str, Any]:
-        return self._conn.authorize(token, timeout)
+    # authorize, forget and forget_all keep the connection's bookkeeping (the token for
+    # reconnects, the local Subscriptions): Connection's own methods, with every field.
 
-    def _forget(self, subscription_id: str, timeout: float | None) -> dict[str, Any]:
-        return self._conn.forget(subscription_id, timeout)
+    def _authorize(self, payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        fields = {k: v for k, v in payload.items() if k != "authorize"}
+        return self._conn.authorize(payload["authorize"], timeout, **fields)
 
-    def _forget_all(self, stream_types: str | list[Any], timeout: float | None) -> list[str]:
-        types = [stream_types] if isinstance(stream_types, str) else list(stream_types)
-        return self._conn.forget_all(*types, timeout=timeout)
+    def _forget(self, payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        fields = {k: v for k, v in payload.items() if k != "forget"}
+        return self._conn.forget(payload["forget"], timeout, **fields)
+
+    def _forget_all(self, payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        value = payload["forget_all"]
+        types = (value,) if isinstance(value, str) else tuple(value)
+        fields = {k: v for k, v in payload.items() if k != "forget_all"}
+        return self._conn._forget_all(types, timeout, fields)

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         ExchangeRatesResponse,
         ExchangeVerificationCodeResponse,
         FinancialAssessmentQuestionsResponse,
+        ForgetAllResponse,
         ForgetResponse,
         GetAccountStatusResponse,
         GetFinancialAssessmentResponse,
@@ -754,7 +755,15 @@ class LegacyAPI(BaseAPI):
         )
         return cast("AssetIndexResponse", self._call(payload, timeout))
 
-    def authorize(self, authorize: str, *, timeout: float | None = None) -> AuthorizeResponse:
+    def authorize(
+        self,
+        authorize: str,
+        *,
+        add_to_login_history: Literal[1, 0] | None = None,
+        tokens: list[str] | None = None,
+        passthrough: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> AuthorizeResponse:
         """Authorize current WebSocket session to act on behalf of the owner of a given token. Must
         precede requests that need to access client account, for example purchasing and selling
         contracts or viewing portfolio.
@@ -762,12 +771,16 @@ class LegacyAPI(BaseAPI):
         Authorize. Needs no login.
 
         Sent by ``Connection.authorize()``: the token is remembered, so that a reconnect
-        authorizes again, and never shown in logs or errors. Deriv's other fields of this call
-        (``add_to_login_history``, ``tokens``, ``passthrough``) are not offered here: send them
-        with ``conn.request()``, which does not remember the token.
+        authorizes again, and never shown in logs or errors.
 
         Args:
             authorize: Authentication token.
+            add_to_login_history: [Optional] Send this when you use api tokens for authorization
+                and want to track activity using `login_history` call.
+            tokens: Additional Authentication tokens of authorized user that may be used in this
+                session. Upto 25 tokens.
+            passthrough: [Optional] Used to pass data through the websocket, which may be
+                retrieved via the `echo_req` output field.
             timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
@@ -779,7 +792,15 @@ class LegacyAPI(BaseAPI):
             RequestTimeoutError, ConnectionClosedError, InvalidStateError: As
                 ``Connection.request()``.
         """
-        return cast("AuthorizeResponse", self._authorize(authorize, timeout))
+        payload = payload_of(
+            {
+                "authorize": authorize,
+                "add_to_login_history": add_to_login_history,
+                "tokens": tokens,
+                "passthrough": passthrough,
+            }
+        )
+        return cast("AuthorizeResponse", self._authorize(payload, timeout))
 
     @overload
     def balance(
@@ -1943,16 +1964,23 @@ class LegacyAPI(BaseAPI):
         )
         return cast("FinancialAssessmentQuestionsResponse", self._call(payload, timeout))
 
-    def forget(self, forget: str, *, timeout: float | None = None) -> ForgetResponse:
+    def forget(
+        self,
+        forget: str,
+        *,
+        passthrough: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> ForgetResponse:
         """Immediately cancel the real-time stream of messages with a specific ID.
 
         Forget. Needs no login.
 
-        Sent by ``Connection.forget()``, which also ends the local ``Subscription`` of that
-        stream (``passthrough`` is not offered for that reason).
+        Sent by ``Connection.forget()``, which also ends the local ``Subscription``s.
 
         Args:
             forget: ID of the real-time stream of messages to cancel.
+            passthrough: [Optional] Used to pass data through the websocket, which may be
+                retrieved via the `echo_req` output field.
             timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
@@ -1963,7 +1991,8 @@ class LegacyAPI(BaseAPI):
             RequestTimeoutError, ConnectionClosedError, InvalidStateError: As
                 ``Connection.request()``.
         """
-        return cast("ForgetResponse", self._forget(forget, timeout))
+        payload = payload_of({"forget": forget, "passthrough": passthrough})
+        return cast("ForgetResponse", self._forget(payload, timeout))
 
     def forget_all(
         self,
@@ -2002,30 +2031,33 @@ class LegacyAPI(BaseAPI):
             ]
         ],
         *,
+        passthrough: dict[str, Any] | None = None,
         timeout: float | None = None,
-    ) -> list[str]:
+    ) -> ForgetAllResponse:
         """Immediately cancel the real-time streams of messages of given type.
 
         Forget All. Needs no login.
 
         Sent by ``Connection.forget_all()``, which also ends the local ``Subscription``s of
-        those streams and returns the ids forgotten (``passthrough`` is not offered for that
-        reason).
+        those streams.
 
         Args:
             forget_all: Cancel all streams by type. The value can be either a single type e.g.
                 `"ticks"`, or an array of multiple types e.g. `["candles", "ticks"]`.
+            passthrough: [Optional] Used to pass data through the websocket, which may be
+                retrieved via the `echo_req` output field.
             timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
-            list[str]: The ids of the streams that were forgotten.
+            ForgetAllResponse: The result of forget all request made.
 
         Raises:
             APIError: The server refused the call.
             RequestTimeoutError, ConnectionClosedError, InvalidStateError: As
                 ``Connection.request()``.
         """
-        return self._forget_all(forget_all, timeout)
+        payload = payload_of({"forget_all": forget_all, "passthrough": passthrough})
+        return cast("ForgetAllResponse", self._forget_all(payload, timeout))
 
     def get_account_status(
         self,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         ContractUpdateHistoryResponse,
         ContractUpdateRequestLimitOrder,
         ContractUpdateResponse,
+        ForgetAllResponse,
         ForgetResponse,
         LogoutResponse,
         PingResponse,
@@ -726,41 +727,51 @@ class OptionsAPI(BaseAPI):
             ]
         ],
         *,
+        passthrough: dict[str, Any] | None = None,
         timeout: float | None = None,
-    ) -> list[str]:
+    ) -> ForgetAllResponse:
         """Immediately cancel the real-time streams of messages of given type.
 
         Forget All. Needs no login.
 
         Sent by ``Connection.forget_all()``, which also ends the local ``Subscription``s of
-        those streams and returns the ids forgotten (``passthrough`` is not offered for that
-        reason).
+        those streams.
 
         Args:
             forget_all: Cancel all streams by type. The value can be either a single type e.g.
                 `"ticks"`, or an array of multiple types e.g. `["candles", "ticks"]`.
+            passthrough: [Optional] Used to pass data through the websocket, which may be
+                retrieved via the `echo_req` output field.
             timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
-            list[str]: The ids of the streams that were forgotten.
+            ForgetAllResponse: The result of forget all request made.
 
         Raises:
             APIError: The server refused the call.
             RequestTimeoutError, ConnectionClosedError, InvalidStateError: As
                 ``Connection.request()``.
         """
-        return self._forget_all(forget_all, timeout)
+        payload = payload_of({"forget_all": forget_all, "passthrough": passthrough})
+        return cast("ForgetAllResponse", self._forget_all(payload, timeout))
 
-    def forget(self, forget: str, *, timeout: float | None = None) -> ForgetResponse:
+    def forget(
+        self,
+        forget: str,
+        *,
+        passthrough: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> ForgetResponse:
         """Immediately cancel the real-time stream of messages with a specific ID.
 
         Forget. Needs no login.
 
-        Sent by ``Connection.forget()``, which also ends the local ``Subscription`` of that
-        stream (``passthrough`` is not offered for that reason).
+        Sent by ``Connection.forget()``, which also ends the local ``Subscription``s.
 
         Args:
             forget: ID of the real-time stream of messages to cancel.
+            passthrough: [Optional] Used to pass data through the websocket, which may be
+                retrieved via the `echo_req` output field.
             timeout: Seconds to wait for the answer; None: the connection's ``request_timeout``.
 
         Returns:
@@ -771,7 +782,8 @@ class OptionsAPI(BaseAPI):
             RequestTimeoutError, ConnectionClosedError, InvalidStateError: As
                 ``Connection.request()``.
         """
-        return cast("ForgetResponse", self._forget(forget, timeout))
+        payload = payload_of({"forget": forget, "passthrough": passthrough})
+        return cast("ForgetResponse", self._forget(payload, timeout))
 
     def logout(
         self,
