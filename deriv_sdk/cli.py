@@ -1,14 +1,14 @@
-"""``deriv-sdk`` (also ``python -m deriv_sdk``): poke at the Deriv v3 API from a shell.
+"""``deriv-sdk`` (also ``python -m deriv_sdk``): poke at Deriv's APIs from a shell.
 
-Subcommands: ``ping``, ``time``, ``ticks SYMBOL``, ``call JSON``, ``serve``. The common
-options (``--app-id``, ``--endpoint``, ``--url``, ``--local``, ``--timeout``, ``--json``,
-``-v``) are accepted before or after the subcommand. The token comes from the ``DERIV_TOKEN``
-environment variable (never from the command line, which lands in the shell's history); when
-it is set, the connection authorizes before anything else.
+Subcommands: ``ping``, ``time``, ``ticks SYMBOL``, ``call JSON``, ``accounts`` (new API),
+``serve`` (:mod:`deriv_sdk.testing.command`). The options are accepted before or after the
+subcommand. The token comes from ``DERIV_TOKEN``, never from the command line (the shell's
+history): a v3 token with ``--api legacy`` (authorized first), a PAT with ``--api options``.
 
-Exit codes: 0 ok, 1 API error, 2 usage error, 3 connection error (could not connect, the
-connection closed, or no answer in time). An expected failure prints one line to stderr,
-never a traceback.
+Exit codes: 0 ok, 1 refused by Deriv (an API error, or a REST error, also one that ended the
+connection), 2 usage error, 3 connection error (could not connect, closed, no answer in
+time): one line on stderr, never a traceback. ``-v`` logs only ``deriv_sdk.*`` records, with
+any token, PAT or one-time password shown as ``<redacted>``.
 """
 
 from __future__ import annotations
@@ -18,34 +18,36 @@ import contextlib
 import json
 import logging
 import os
-import signal
+import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .connection import Connection
-from .errors import APIError, ConnectError, ConnectionClosedError, DerivError, RequestTimeoutError
+from .errors import APIError, ConnectError, ConnectionClosedError, DerivError, RestError
 from .events import CloseEvent, ErrorEvent, OpenEvent
+from .rest import RestClient
+from .testing import command as server_command
 
 if TYPE_CHECKING:
     from .testing.server import LocalServer
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
-EXIT_OK = 0
-EXIT_API_ERROR = 1
-EXIT_USAGE = 2
-EXIT_CONNECTION = 3
-EXIT_INTERRUPTED = 130
+EXIT_OK, EXIT_API_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 DEFAULT_TIMEOUT = 10.0
-LOCAL_TOKEN = "test-token"
+OPTIONS_HOST = "api.derivws.com"
+LOCAL_TOKEN = server_command.DEFAULT_TOKEN
+LOCAL_PAT = server_command.DEFAULT_PAT
+LOCAL_APP_ID = "deriv-sdk-local"  # a local server takes any non-empty Deriv-App-ID
 PROG = "deriv-sdk"
+# The options of the client commands (``serve`` refuses them: it has the server's own).
+CLIENT_OPTIONS = ("api", "account", "app_id", "endpoint", "url", "local", "timeout")
 
 
 class UsageError(Exception):
@@ -55,31 +57,34 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------- parser
 
 
-def _common_options() -> argparse.ArgumentParser:
-    """The options of every subcommand, accepted before or after it.
+def _output_options() -> argparse.ArgumentParser:
+    """``--json`` and ``-v`` (a count), also ``serve``'s (what the server command reads).
 
-    Every default is ``SUPPRESS``, so a value given before the subcommand is not overwritten
-    by the subparser's default; ``_opt`` supplies the real defaults.
+    Every default is ``SUPPRESS``, so that a value given before the subcommand is not
+    overwritten by the subparser's default; ``_opt`` supplies the real defaults.
     """
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    group = common.add_argument_group("connection options (before or after the subcommand)")
-    group.add_argument("--app-id", help="Deriv app_id (default: $DERIV_APP_ID, else 1089)")
-    group.add_argument("--endpoint", help="server host name (default ws.derivws.com)")
-    group.add_argument("--url", help="the whole ws:// or wss:// URL (overrides --endpoint)")
-    group.add_argument(
-        "--local",
-        action="store_true",
-        help="start a LocalServer in-process and talk to it (needs the testing extra)",
-    )
-    group.add_argument(
-        "--timeout",
-        type=float,
-        help=f"seconds for connecting and for each request (default {DEFAULT_TIMEOUT:g})",
-    )
+    output = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    group = output.add_argument_group("output options (before or after the subcommand)")
     group.add_argument("--json", action="store_true", help="one JSON object per output line")
     group.add_argument(
-        "-v", "--verbose", action="store_true", help="log the SDK's activity to stderr"
+        "-v", "--verbose", action="count", help="log the SDK's activity to stderr (serve: -vv)"
     )
+    return output
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """The options of every client subcommand, accepted before or after it."""
+    common = argparse.ArgumentParser(
+        add_help=False, argument_default=argparse.SUPPRESS, parents=[_output_options()]
+    )
+    group = common.add_argument_group("connection options (before or after the subcommand)")
+    group.add_argument("--api", choices=("legacy", "options"), help="v3 (default) or new API")
+    group.add_argument("--account", metavar="ID", help="new API: that account's socket")
+    group.add_argument("--app-id", help="Deriv app id (default $DERIV_APP_ID; v3: else 1089)")
+    group.add_argument("--endpoint", help=f"host (ws.derivws.com; new API: {OPTIONS_HOST})")
+    group.add_argument("--url", help="the whole ws:// or wss:// URL (new API: the public socket)")
+    group.add_argument("--local", action="store_true", help="use a LocalServer in-process")
+    group.add_argument("--timeout", type=float, help="seconds to connect, and per request (10)")
     return common
 
 
@@ -88,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Talk to the Deriv WebSocket API v3 from the command line.",
-        epilog="The token comes from the DERIV_TOKEN environment variable. "
-        "Exit codes: 0 ok, 1 API error, 2 usage error, 3 connection error.",
+        description="Talk to Deriv's WebSocket APIs (v3, and the new API) from the command line.",
+        epilog="The token comes from the DERIV_TOKEN environment variable (a PAT with --api "
+        "options). Exit codes: 0 ok, 1 refused by Deriv, 2 usage error, 3 connection error.",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -106,19 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--count", type=_positive_int, help="stop a stream after N messages (first reply counts)"
     )
-    serve = sub.add_parser("serve", parents=[common], help="run a LocalServer in the foreground")
-    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0: any)")
-    serve.add_argument(
-        "--token",
-        action="append",
-        dest="tokens",
-        metavar="TOKEN",
-        help="a valid token (repeatable; default: $DERIV_TOKEN, else test-token)",
-    )
-    serve.add_argument(
-        "--tick-interval", type=float, default=1.0, help="seconds between ticks (default 1)"
-    )
+    sub.add_parser("accounts", parents=[common], help="new API: list the PAT's accounts")
+    serve = sub.add_parser("serve", parents=[_output_options()], help="run a LocalServer")
+    server_command.add_arguments(serve, output_options=False)
     return parser
 
 
@@ -143,27 +138,37 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if _opt(args, "verbose", False):
-        logging.basicConfig(
-            level=logging.DEBUG, stream=sys.stderr, format="%(threadName)s %(name)s: %(message)s"
-        )
+    with _logging(args):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        command = _COMMANDS[args.command]
-        return command(args)
+        return _COMMANDS[args.command](args)
     except UsageError as exc:
         _fail(f"{PROG}: error: {exc}")
         return EXIT_USAGE
     except APIError as exc:
         _fail(f"error: {exc.code}: {exc.message}")
         return EXIT_API_ERROR
-    except (ConnectError, ConnectionClosedError, RequestTimeoutError) as exc:
-        _fail(f"error: {type(exc).__name__}: {exc}")
-        return EXIT_CONNECTION
-    except DerivError as exc:
+    except DerivError as exc:  # RestError, ConnectError, ConnectionClosedError, timeouts
+        if _rest_cause(exc) is not None:  # Deriv refused a REST call (maybe to connect)
+            _fail(f"error: {exc}")
+            return EXIT_API_ERROR
         _fail(f"error: {type(exc).__name__}: {exc}")
         return EXIT_CONNECTION
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _rest_cause(exc: BaseException | None) -> RestError | None:
+    """The ``RestError`` that ``exc`` was raised from (the new API's connect raises a
+    ``ConnectError`` from the refused one-time-URL call), if any."""
+    for _ in range(10):
+        if exc is None or isinstance(exc, RestError):
+            return exc
+        exc = exc.__cause__
+    return None
 
 
 def _fail(line: str) -> None:
@@ -178,64 +183,153 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-# --------------------------------------------------------------------------- connection
+# --------------------------------------------------------------------------- logging
+
+_OTP = re.compile(r"(otp=)(?!<redacted>)[^&\s'\"]+")
+
+
+class _SafeFormatter(logging.Formatter):
+    """Formats a record, then replaces the secrets the command knows (the token or PAT of
+    ``DERIV_TOKEN``) and any ``otp=`` value with ``<redacted>``: the library never logs
+    them, and this makes sure the command's own log setup cannot bring one back."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__("%(threadName)s %(name)s: %(message)s")
+        self.secrets = [s for s in secrets if len(s) >= 4]  # (not every "a" of the log)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = _OTP.sub(r"\1<redacted>", super().format(record))
+        for secret in self.secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
+
+
+def _only_the_sdk(record: logging.LogRecord) -> bool:
+    # Other libraries (websockets' own loggers, websocket-client) may log frames or URLs.
+    return record.name == "deriv_sdk" or record.name.startswith("deriv_sdk.")
 
 
 @contextlib.contextmanager
-def _local_server(args: argparse.Namespace, **kwargs: Any) -> Iterator[LocalServer]:
+def _logging(args: argparse.Namespace) -> Iterator[None]:
+    """With ``-v``, for this run: the SDK's records on stderr at DEBUG (``serve``: ``-v``
+    INFO, ``-vv`` DEBUG, as ``python -m deriv_sdk.testing``). The handler is the root
+    logger's, so the server command's ``basicConfig`` adds none; only ``deriv_sdk.*`` pass."""
+    verbose = int(_opt(args, "verbose", 0) or 0)
+    if not verbose:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SafeFormatter([os.environ.get("DERIV_TOKEN", "")]))
+    handler.addFilter(_only_the_sdk)
+    root, sdk = logging.getLogger(), logging.getLogger("deriv_sdk")
+    previous = sdk.level
+    root.addHandler(handler)
+    sdk.setLevel(logging.INFO if args.command == "serve" and verbose == 1 else logging.DEBUG)
+    try:
+        yield
+    finally:
+        sdk.setLevel(previous)
+        root.removeHandler(handler)
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def _checked(args: argparse.Namespace) -> tuple[str, bool, float]:
+    """``(api, local, timeout)`` after the checks that every client command shares."""
+    api = str(_opt(args, "api", "legacy"))
+    local = bool(_opt(args, "local", False))
+    for name in ("url", "endpoint"):
+        if local and _opt(args, name) is not None:
+            raise UsageError(f"--{name} and --local cannot be used together")
+    if api != "options" and _opt(args, "account") is not None:
+        raise UsageError("--account is an account of the new API: add --api options")
+    timeout = float(_opt(args, "timeout", DEFAULT_TIMEOUT))
+    if not timeout > 0:
+        raise UsageError("--timeout must be > 0")
+    return api, local, timeout
+
+
+def _rest_client(
+    args: argparse.Namespace, server: LocalServer | None, timeout: float
+) -> RestClient:
+    """The REST client of the new API: the PAT of ``DERIV_TOKEN``, the app id of
+    ``--app-id``/``DERIV_APP_ID`` (with ``--local``: ``test-pat`` and any app id)."""
+    if _opt(args, "url") is not None:
+        raise UsageError("--url is the public socket's URL; for REST calls use --endpoint HOST")
+    pat = os.environ.get("DERIV_TOKEN") or (LOCAL_PAT if server else None)
+    if not pat:
+        raise UsageError("set DERIV_TOKEN to a Personal Access Token (PAT) of the new API")
+    app_id = (
+        _opt(args, "app_id") or os.environ.get("DERIV_APP_ID") or (LOCAL_APP_ID if server else None)
+    )
+    if not app_id:
+        raise UsageError("the new API needs your app id: --app-id ID or DERIV_APP_ID")
+    base_url = server.rest_url if server else f"https://{_opt(args, 'endpoint') or OPTIONS_HOST}"
+    try:
+        return RestClient(app_id, pat, base_url=base_url, timeout=timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _server(args: argparse.Namespace, local: bool) -> Iterator[LocalServer | None]:
+    """With ``--local``, a LocalServer that accepts ``DERIV_TOKEN`` (as the v3 token or as
+    the PAT, by ``--api``), else ``test-token`` and ``test-pat``."""
+    if not local:
+        yield None
+        return
     try:
         from .testing.server import LocalServer
     except ImportError as exc:
         raise UsageError(
-            f"a local server needs the testing extra: pip install 'deriv-sync-sdk[testing]' ({exc})"
+            f"--local needs the testing extra: pip install 'deriv-sync-sdk[testing]' ({exc})"
         ) from None
-    server = LocalServer(**kwargs)
-    server.start()
-    try:
+    token = os.environ.get("DERIV_TOKEN") or None
+    options = _opt(args, "api") == "options"
+    tokens = [LOCAL_TOKEN if options or not token else token]
+    pats = [token if options and token else LOCAL_PAT]
+    with LocalServer(tokens=tokens, pats=pats, tick_interval=1.0) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
 def _connection(args: argparse.Namespace, *, stream: bool) -> Iterator[Connection]:
-    """A connected (and, with ``DERIV_TOKEN``, authorized) Connection, closed at the end.
-
+    """A connected (v3 with ``DERIV_TOKEN``: authorized) Connection, closed at the end.
     One-shot commands use no keepalive and no reconnect: a drop fails the command (exit 3).
-    Streams keep the link alive with pings every 30 s and reconnect (re-subscribing).
-    """
-    url = _opt(args, "url")
-    local = _opt(args, "local", False)
-    if url is not None and local:
-        raise UsageError("--url and --local cannot be used together")
-    token = os.environ.get("DERIV_TOKEN") or None
-    timeout = float(_opt(args, "timeout", DEFAULT_TIMEOUT))
-    if timeout <= 0:
-        raise UsageError("--timeout must be > 0")
+    Streams keep the link alive with pings every 30 s and reconnect (re-subscribing)."""
+    api, local, timeout = _checked(args)
+    settings: dict[str, Any] = {"request_timeout": timeout, "reconnect": stream}
+    settings.update(keepalive_interval=30.0 if stream else None, keepalive_timeout=10.0)
     with contextlib.ExitStack() as stack:
-        if local:
-            server = stack.enter_context(
-                _local_server(args, tokens=[token or LOCAL_TOKEN], tick_interval=1.0)
-            )
-            url = server.url
-        options: dict[str, Any] = {
-            "request_timeout": timeout,
-            "keepalive_interval": 30.0 if stream else None,
-            "keepalive_timeout": 10.0,
-            "reconnect": stream,
-        }
-        for name in ("app_id", "endpoint"):
-            if _opt(args, name) is not None:
-                options[name] = _opt(args, name)
+        server = stack.enter_context(_server(args, local))
         try:
-            conn = Connection(url=url, **options) if url else Connection(**options)
+            conn = _new_connection(args, api, server, settings)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         stack.callback(conn.close)
         conn.connect(timeout=timeout)
-        if token:
-            conn.authorize(token)
+        if api == "legacy" and os.environ.get("DERIV_TOKEN"):
+            conn.authorize(os.environ["DERIV_TOKEN"])
         yield conn
+
+
+def _new_connection(
+    args: argparse.Namespace, api: str, server: LocalServer | None, settings: dict[str, Any]
+) -> Connection:
+    url = _opt(args, "url")
+    if api == "legacy":
+        url = server.url if server else url
+        names = [name for name in ("app_id", "endpoint") if _opt(args, name) is not None]
+        settings.update({name: _opt(args, name) for name in names})
+        return Connection(url=url, **settings) if url else Connection(**settings)
+    if _opt(args, "account") is not None:
+        rest = _rest_client(args, server, settings["request_timeout"])
+        return Connection.options(_opt(args, "account"), rest=rest, **settings)
+    url = server.options_url if server else url
+    if url is not None:
+        return Connection.options(url=url, **settings)
+    return Connection.options(endpoint=_opt(args, "endpoint") or OPTIONS_HOST, **settings)
 
 
 # --------------------------------------------------------------------------- commands
@@ -261,6 +355,23 @@ def _cmd_time(args: argparse.Namespace) -> int:
         _out(_dumps({"time": epoch, "utc": iso}))
     else:
         _out(f"{iso} (epoch {epoch})")
+    return EXIT_OK
+
+
+def _cmd_accounts(args: argparse.Namespace) -> int:
+    api, local, timeout = _checked(args)
+    if api != "options":
+        raise UsageError("accounts is a call of the new API: add --api options")
+    if _opt(args, "account") is not None:
+        raise UsageError("accounts lists every account: drop --account")
+    with _server(args, local) as server:
+        accounts = _rest_client(args, server, timeout).accounts()
+    for account in accounts:
+        if _opt(args, "json", False):
+            _out(_dumps(account))
+        else:
+            fields = ("account_id", "account_type", "balance", "currency", "status", "group")
+            _out(" ".join(str(account.get(name, "-")) for name in fields))
     return EXIT_OK
 
 
@@ -304,6 +415,7 @@ class _StreamState:
         self.remaining = count
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self.refused: ConnectError | None = None  # a reconnect that Deriv's REST refused
 
 
 def _stream(
@@ -331,7 +443,7 @@ def _stream(
         if event.will_reconnect:
             _fail(f"connection lost (code {event.code}); reconnecting")
         elif not state.done.is_set():
-            state.error = ConnectionClosedError(
+            state.error = state.refused or ConnectionClosedError(
                 f"the connection closed (code {event.code})", event.code, event.reason
             )
             state.done.set()
@@ -344,7 +456,10 @@ def _stream(
         if isinstance(event.error, APIError) and not state.done.is_set():
             state.error = event.error
             state.done.set()
-        elif not isinstance(event.error, ConnectError):
+        elif isinstance(event.error, ConnectError):
+            if _rest_cause(event.error) is not None:
+                state.refused = event.error
+        else:
             _fail(f"warning: {event.message}")
 
     try:
@@ -364,35 +479,10 @@ def _stream(
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    tokens = args.tokens or [os.environ.get("DERIV_TOKEN") or LOCAL_TOKEN]
-    if args.tick_interval <= 0:
-        raise UsageError("--tick-interval must be > 0")
-    stop = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        with _local_server(
-            args, host=args.host, port=args.port, tokens=tokens, tick_interval=args.tick_interval
-        ) as server:
-            if _opt(args, "json", False):
-                _out(_dumps({"url": server.url, "tokens": tokens}))
-            else:
-                _out(server.url)
-            with contextlib.suppress(KeyboardInterrupt):
-                while not stop.wait(0.5):
-                    pass
-    except OSError as exc:
-        _fail(f"error: cannot listen on {args.host}:{args.port}: {exc}")
-        return EXIT_CONNECTION
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return EXIT_OK
+    for name in CLIENT_OPTIONS:
+        if _opt(args, name) is not None:
+            raise UsageError(f"serve takes the server's options, not --{name.replace('_', '-')}")
+    return server_command.run(args, echo=_out)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -400,5 +490,6 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "time": _cmd_time,
     "ticks": _cmd_ticks,
     "call": _cmd_call,
+    "accounts": _cmd_accounts,
     "serve": _cmd_serve,
 }

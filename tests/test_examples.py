@@ -52,7 +52,17 @@ def script(name: str, *args: str, env: dict[str, str] | None = None) -> list[str
 
 def test_every_example_is_tested_and_well_formed() -> None:
     names = sorted(p.stem for p in EXAMPLES.glob("*.py"))
-    assert names == ["ping", "reconnect", "request", "threads", "ticks", "tk_ticker", "trade"]
+    assert names == [
+        "options_ticker",
+        "options_trade",
+        "ping",
+        "reconnect",
+        "request",
+        "threads",
+        "ticks",
+        "tk_ticker",
+        "trade",
+    ]
     for name in names:
         text = (EXAMPLES / f"{name}.py").read_text()
         assert 15 <= len(text.splitlines()) <= 60, name
@@ -90,6 +100,24 @@ def test_trade_script() -> None:
     out = script("trade", "--local")
     assert out[0] == "balance before: 10000.0 USD"
     assert re.fullmatch(r"bought contract \d+ for 10\.0", out[1])
+    result = re.fullmatch(r"result: (won|lost) sold for ([\d.]+)", out[-2])
+    assert result
+    after = float(out[-1].removeprefix("balance after: "))
+    assert after == pytest.approx(10000 - 10 + float(result[2]))
+
+
+def test_options_ticker_script() -> None:
+    out = script("options_ticker", "--local", "--count", "3")
+    assert re.fullmatch(r"server time: \d+", out[0])
+    assert len([line for line in out if re.fullmatch(TICK, line)]) == 3
+    assert out[-1] == "forgotten, active = False"
+
+
+def test_options_trade_script() -> None:
+    out = script("options_trade", "--local")
+    assert re.fullmatch(r"balance before: 10000\.0 USD DOT\d{8}", out[0])
+    assert re.fullmatch(r"bought contract \d+ for 10\.0+", out[1])
+    assert all(line.startswith("  spot ") for line in out[2:-2])
     result = re.fullmatch(r"result: (won|lost) sold for ([\d.]+)", out[-2])
     assert result
     after = float(out[-1].removeprefix("balance after: "))
@@ -152,6 +180,50 @@ def test_trade_without_token_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("DERIV_TOKEN", raising=False)
     with pytest.raises(SystemExit) as exc:
         load("trade").main(["--url", "ws://127.0.0.1:1/"])
+    assert exc.value.code == 2
+
+
+def test_options_ticker_main(deriv_server: LocalServer, capsys: Any) -> None:
+    out = run_main(
+        "options_ticker", capsys, "R_50", "--count", "2", "--url", deriv_server.options_url
+    )
+    assert len([line for line in out if re.fullmatch(r"\d+ R_50 \d+\.\d+", line)]) == 2
+    assert [h["path"] for h in deriv_server.handshakes] == ["/trading/v1/options/ws/public"]
+    assert wait_until(lambda: any(r.get("forget") for r in deriv_server.requests))
+
+
+DEMO = {"account_id": "DOT20000002", "account_type": "demo", "balance": 500.0}
+REAL = {"account_id": "CR20000001", "account_type": "real", "balance": 80.0}
+
+
+@pytest.mark.deriv_server(pats={"test-pat": [REAL, DEMO]})
+def test_options_trade_main_picks_the_demo_account(
+    deriv_server: LocalServer, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DERIV_TOKEN", "test-pat")
+    monkeypatch.setenv("DERIV_APP_ID", "my-app")
+    out = run_main("options_trade", capsys, "--rest-url", deriv_server.rest_url)
+    assert out[0] == "balance before: 500.0 USD DOT20000002" and out[-2].startswith("result: ")
+    assert [(r["method"], r["path"]) for r in deriv_server.rest_requests] == [
+        ("GET", "/trading/v1/options/accounts"),
+        ("POST", "/trading/v1/options/accounts/DOT20000002/otp"),
+    ]
+    assert [h["path"] for h in deriv_server.handshakes] == ["/trading/v1/options/ws/demo"]
+    calls = [next(iter(r)) for r in deriv_server.requests]
+    assert calls == ["balance", "proposal", "buy", "proposal_open_contract", "balance"]
+    assert deriv_server.requests[1]["underlying_symbol"] == "R_100"
+    with deriv_server.lock:
+        real = next(a for a in deriv_server.pats["test-pat"] if a.account_type == "real")
+        assert real.balance == 80.0  # only the demo account traded
+
+
+def test_options_trade_without_credentials_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DERIV_TOKEN", raising=False)
+    monkeypatch.setenv("DERIV_APP_ID", "my-app")
+    with pytest.raises(SystemExit) as exc:
+        load("options_trade").main([])
     assert exc.value.code == 2
 
 
