@@ -105,7 +105,7 @@ def table(text: str, first_header: str) -> list[list[str]]:
 
 def doc_params(signature: str) -> list[tuple[str, str, Any]]:
     """``name(a, b=1, *, c=None, **kw)`` as ``[(name, kind, default)]`` (defaults as literals)."""
-    head, _, rest = signature.partition("(")
+    rest = signature.partition("(")[2]
     tree = ast.parse(f"def f({rest.split(') ->')[0].rstrip().removesuffix(')')}): pass")
     fn = tree.body[0]
     assert isinstance(fn, ast.FunctionDef)
@@ -199,7 +199,8 @@ def test_attributes_named_exist_and_the_public_ones_are_named() -> None:
         if cls in (Connection, RestClient):  # (LocalServer's are in its docstrings)
             public |= {n for n in vars(obj) if n[0] != "_"}
         assert public <= named, f"{cls.__name__}: not documented: {sorted(public - named)}"
-    constants = {m[1]: int(m[2]) for s in spans if (m := re.fullmatch(r"Connection\.([A-Z]+) = (\d)", s))}
+    constant = re.compile(r"Connection\.([A-Z]+) = (\d)")
+    constants = {m[1]: int(m[2]) for s in spans if (m := constant.fullmatch(s))}
     code = {n: v for n, v in vars(Connection).items() if n.isupper() and isinstance(v, int)}
     assert constants == code
 
@@ -242,7 +243,8 @@ def test_every_import_in_the_docs_resolves() -> None:
 
 def test_cli_commands_and_options_are_documented() -> None:
     cli = bullets(section(page("api.md"), "## Command line"))
-    commands = {s.split()[0] for s in SPAN.findall(next(i for i in cli if i.startswith("Commands")))}
+    listed = next(i for i in cli if i.startswith("Commands"))
+    commands = {s.split()[0] for s in SPAN.findall(listed)}
     subparsers = next(a for a in build_parser()._actions if a.dest == "command")
     assert commands == set(subparsers.choices or ())
     options = next(i for i in cli if i.startswith("Options"))
@@ -380,9 +382,12 @@ def source_threads() -> set[str]:
                 if head.startswith("deriv_sdk-"):
                     names.add(head + "N")
                     skip |= {id(v) for v in node.values}
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if THREAD_NAME.fullmatch(node.value):
-                    names.add(node.value + "N" if node.value.endswith("-") else node.value)
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and THREAD_NAME.fullmatch(node.value)
+            ):
+                names.add(node.value + "N" if node.value.endswith("-") else node.value)
     return names
 
 
@@ -391,7 +396,8 @@ def test_thread_names_in_the_docs_are_the_sources() -> None:
 
 
 def pattern(name: str) -> re.Pattern[str]:
-    return re.compile(re.escape(name).replace("N", r"\d+") if name.endswith("-N") else re.escape(name))
+    escaped = re.escape(name)
+    return re.compile(escaped[:-1] + r"\d+" if name.endswith("-N") else escaped)
 
 
 def test_a_run_starts_only_documented_threads_and_all_of_them() -> None:
