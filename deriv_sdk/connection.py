@@ -196,7 +196,7 @@ class Connection:
         endpoint: str = "api.derivws.com",
         url: str | None = None,
         **kwargs: Any,
-    ) -> Connection:
+    ) -> Connection:  # (endpoint's default: options.DEFAULT_HOST)
         """A connection to Deriv's new API (not yet connected, like ``Connection(...)``).
 
         Without ``account_id``: the public socket (market data, no account), at
@@ -299,11 +299,12 @@ class Connection:
                 run).
             InvalidStateError: ``connect()`` was called before, or ``close()``.
         """
-        seconds = None if timeout is None else check_timeout(timeout)
+        blocking = timeout is not None
+        seconds = check_timeout(timeout) if blocking else None  # (blocking: None is no limit)
         self._runner.begin(seconds, retry)
-        if seconds is None:
+        if not blocking:
             return self
-        if self._runner.wait_first_open(time.monotonic() + seconds):
+        if self._runner.wait_first_open(None if seconds is None else time.monotonic() + seconds):
             return self
         failure = self._runner.last_failure
         ended = self._lifecycle.phase is Phase.CLOSED

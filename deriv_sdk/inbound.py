@@ -42,8 +42,9 @@ class Session(Protocol):
     def logged_out(self) -> None:
         """A ``logout`` call succeeded: forget the remembered token."""
 
-    def refused(self, error: APIError) -> None:
-        """Deriv refused the connection itself (``InvalidAppID``): retrying cannot help."""
+    def refused(self, error: APIError) -> bool:
+        """Deriv refused the connection itself (``InvalidAppID``): retrying cannot help.
+        True the first time (the router then ends the connection)."""
 
 
 class StreamRun:
@@ -197,7 +198,7 @@ class Router:
         entry: Pending | None = None
         stream: Stream | None = None
         if kind is Kind.ERROR:
-            self._check_refusal(data)
+            self._check_refusal(data, batch, link)
         if req_id is not None:
             stream = self._by_req.get(req_id)
             if stream is not None:
@@ -242,10 +243,14 @@ class Router:
             if entry is not None:
                 batch.urgent = True  # a send_request callback waits for it
 
-    def _check_refusal(self, data: dict[str, Any]) -> None:
+    def _check_refusal(self, data: dict[str, Any], batch: Batch, link: Link) -> None:
+        """Deriv's ``InvalidAppID`` ends the connection: retrying cannot help."""
         error = data.get("error")
         if isinstance(error, dict) and error.get("code") == "InvalidAppID":
-            self._session.refused(self._outbound.api_error(data))
+            refusal = self._outbound.api_error(data)
+            if self._session.refused(refusal):
+                self.error(refusal, batch)
+                link.abort(f"refused by Deriv: {refusal.code}")
 
     def _stream_message(
         self, stream: Stream, data: dict[str, Any], kind: Kind, sub_id: str | None, batch: Batch

@@ -242,10 +242,13 @@ class RetryPolicy:
         self.retry_first = False  # connect(retry=True)
         self.refusal: BaseException | None = None  # a failure that retrying cannot fix
 
-    def refuse(self, error: BaseException) -> None:
-        """Records a refusal that ends the connection whatever comes (e.g. InvalidAppID)."""
+    def refuse(self, error: BaseException) -> bool:
+        """Records a refusal that ends the connection whatever comes (e.g. InvalidAppID);
+        True when it is the first."""
         if self.refusal is None:
             self.refusal = error
+            return True
+        return False
 
     def allows(self, failure: BaseException | None, ever_opened: bool) -> bool:
         """True when another attempt may follow ``failure`` (None: the link dropped)."""

@@ -26,7 +26,10 @@ from .errors import ConnectError, RestError
 from .rest import Cancel, RestClient
 from .urls import check_ws_url, host_of, redact
 
-__all__ = ["OptionsEndpoint", "options_endpoint", "public_url"]
+__all__ = ["DEFAULT_HOST", "OptionsEndpoint", "options_endpoint", "public_url"]
+
+#: The new API's host (both REST and the sockets).
+DEFAULT_HOST = "api.derivws.com"
 
 
 def public_url(endpoint: str) -> str:
@@ -78,7 +81,9 @@ class OptionsEndpoint:
             assert self._url is not None
             return Target(self._url, self._headers)
         assert self._rest is not None
-        timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+        timeout = self._rest.timeout  # ... and never beyond the attempt's deadline
+        if deadline is not None:
+            timeout = max(0.001, min(timeout, deadline - time.monotonic()))
         try:
             url = self._rest.otp_url(self._account_id, timeout=timeout, cancel=self._cancel)
         except RestError as exc:
@@ -139,6 +144,8 @@ def options_endpoint(
         ValueError: ``account_id`` without ``rest``, or with ``url``.
     """
     if account_id is None:
+        if url is not None and endpoint != DEFAULT_HOST:
+            raise ValueError("url= replaces the whole URL: do not also give endpoint=")
         return OptionsEndpoint(url=url or public_url(endpoint), headers=headers)
     if rest is None:
         raise ValueError("Connection.options(account_id=...) needs rest=RestClient(...)")

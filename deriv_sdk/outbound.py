@@ -186,12 +186,12 @@ class Outbound:
 
         lifecycle = self._lifecycle
         with lifecycle.lock:  # registered with the link it sees, atomically with OPEN
-            if lifecycle.user_closed or lifecycle.phase in (Phase.NEW, Phase.CLOSED):
+            if lifecycle.user_closed or lifecycle.phase is Phase.NEW:
                 raise InvalidStateError(
                     "send_request() needs a connection that is open or connecting, not "
-                    f"{lifecycle.phase.value}"
+                    + ("closed by close()" if lifecycle.user_closed else "one never connected")
                 )
-            if lifecycle.phase is Phase.CLOSING:
+            if lifecycle.phase in (Phase.CLOSING, Phase.CLOSED):  # as request(): it ended
                 raise ConnectionClosedError("the connection is closed and will not reconnect")
             link = lifecycle.open_link if lifecycle.phase is Phase.OPEN else None
             entry, body = self.register(link, payload, deliver, deadline)

@@ -100,6 +100,11 @@ class Reader:
         self._last_warning = 0.0
         self._batch = Batch()  # what the current read hands over
         self._room: int | None = None  # how many more messages may be queued (None: any)
+        # Reads begun / handed over (written by the reader only): see wait_handed_over().
+        self.reads_begun = 0
+        self._reads_handed = 0
+        self._handed = threading.Condition(threading.Lock())
+        self._waiting = False
 
     def read(self, link: Link) -> Ending:
         """Reads ``link`` until it ends."""
@@ -112,15 +117,16 @@ class Reader:
                 # More answers may come at once (a request loop): wait a moment for them,
                 # then hand everything over in one batch.
                 if not link.readable(hold_until - time.monotonic()):
-                    dispatcher.post_batch(self._batch)
+                    self._hand_over(self._batch)
                     held = False
             elif link.has_deferred and link.try_flush() is False:
                 link.wait_readable()
             data = recv()
             if not data:
                 if held:
-                    dispatcher.post_batch(self._batch)
+                    self._hand_over(self._batch)
                 return Ending(1006, link.abort_reason, False)
+            self.reads_begun += 1
             if not held:
                 self._batch = Batch()
             self._room = dispatcher.room()
@@ -138,7 +144,7 @@ class Reader:
                 if not held:
                     held, hold_until = True, time.monotonic() + HOLD
                 continue
-            dispatcher.post_batch(batch)
+            self._hand_over(batch)
             held = False
             if ending is not None:
                 if link.has_deferred:
@@ -146,6 +152,29 @@ class Reader:
                 return ending
             if dispatcher.must_pause():
                 self._pause()
+
+    def _hand_over(self, batch: Batch) -> None:
+        self._dispatcher.post_batch(batch)
+        self._reads_handed = self.reads_begun
+        if self._waiting:
+            with self._handed:
+                self._handed.notify_all()
+
+    def wait_handed_over(self, read: int, timeout: float) -> None:
+        """Blocks (another thread) until read number ``read`` has been handed over to the
+        dispatch thread: what it routed is queued before anything posted after this returns.
+        The restore uses it so that ``open`` comes after the re-subscribes' first messages."""
+        deadline = time.monotonic() + timeout
+        with self._handed:
+            self._waiting = True
+            try:
+                while self._reads_handed < read:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    self._handed.wait(min(left, 0.05))
+            finally:
+                self._waiting = False
 
     def _frames(self, frames: list[tuple[int, bytes]], link: Link) -> Ending | None:
         texts = self._router.texts

@@ -159,7 +159,7 @@ class RestClient:
     def health(self) -> bool:
         """``GET /v1/health``: True when Deriv says OK, False for 503 (never raises for it)."""
         try:
-            self._call("GET", HEALTH, auth=False)
+            self._call("GET", HEALTH)
         except RestError as exc:
             if exc.status == 503:
                 return False
@@ -168,13 +168,15 @@ class RestClient:
 
     # -- the one path -------------------------------------------------------------------------
 
-    def _headers(self, auth: bool, body: bytes | None) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Deriv-App-ID": self.app_id}
-        if auth:
-            token = self._token() if callable(self._token) else self._token
-            if not isinstance(token, str) or not token:
-                raise ValueError("the token callable returned no token")
-            headers["Authorization"] = f"Bearer {token}"
+    def _headers(self, body: bytes | None) -> dict[str, str]:
+        token = self._token() if callable(self._token) else self._token
+        if not isinstance(token, str) or not token:
+            raise ValueError("the token callable returned no token")
+        headers = {
+            "Accept": "application/json",
+            "Authorization": f"Bearer {token}",
+            "Deriv-App-ID": self.app_id,
+        }
         if body is not None:
             headers["Content-Type"] = "application/json"
         return headers
@@ -193,14 +195,13 @@ class RestClient:
         path: str,
         body: dict[str, Any] | None = None,
         *,
-        auth: bool = True,
         timeout: float | None = None,
         cancel: Cancel | None = None,
     ) -> Any:
         """One request; returns the envelope's ``data`` (None for a body that is not JSON)."""
         seconds = self.timeout if timeout is None else max(0.001, timeout)
         payload = None if body is None else json.dumps(body).encode()
-        headers = self._headers(auth, payload)
+        headers = self._headers(payload)
         started = time.monotonic()
         conn = self._connection(seconds)
         try:

@@ -42,6 +42,8 @@ logger = logging.getLogger("deriv_sdk.connection")
 CLOSE_SEND_WAIT = 0.5  # close(): the most it waits to get its close frame out
 CLOSE_ECHO_WAIT = 1.0  # ... then for the server's answer to it (from the start of close())
 CLOSE_BUDGET = 1.4  # ... and for everything, a stuck listener included (it gets at most 1 s)
+RESTORE_JOIN = 1.0  # the end waits this long for a restore thread (its link is gone: quick)
+HANDOVER_WAIT = 1.0  # the restore waits at most this long for the reader to hand over a read
 
 
 def link_dead(link: Link) -> None:
@@ -59,8 +61,8 @@ class SessionEvents:
     def logged_out(self) -> None:
         self._endpoint.logged_out()
 
-    def refused(self, error: APIError) -> None:
-        self._policy.refuse(error)
+    def refused(self, error: APIError) -> bool:
+        return self._policy.refuse(error)
 
 
 class Runner:
@@ -108,6 +110,7 @@ class Runner:
         self.first_deadline: float | None = None  # connect(timeout=...): bounds the first
         self.last_failure: ConnectError | None = None
         self._final_close_posted = False
+        self._last_close: tuple[int, str, bool] | None = None  # of the link that ended last
         self.done = threading.Event()
         self.done.set()
         self._thread: threading.Thread | None = None
@@ -136,7 +139,7 @@ class Runner:
             thread.start()
             self._thread = thread
 
-    def wait_first_open(self, deadline: float) -> bool:
+    def wait_first_open(self, deadline: float | None) -> bool:
         """Blocks until the connection has opened (True) or ended / ``deadline`` (False).
 
         Opened at all counts: an ``open`` listener may have closed it again already.
@@ -144,7 +147,9 @@ class Runner:
         lc = self._lc
         with lc.lock:
             while not lc.ever_opened and lc.phase is not Phase.CLOSED:
-                remaining = deadline - time.monotonic()
+                remaining = (
+                    threading.TIMEOUT_MAX if deadline is None else deadline - time.monotonic()
+                )
                 if remaining <= 0:
                     break
                 lc.lock.wait(min(remaining, threading.TIMEOUT_MAX))
@@ -204,13 +209,18 @@ class Runner:
         thread = self._thread
         if thread is not None and thread is not current:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._join_restorers(max(0.0, deadline - time.monotonic()))
+        alive = thread is not None and thread is not current and thread.is_alive()
+        return not alive
+
+    def _join_restorers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        current = threading.current_thread()
         with self._restorers_lock:
             restorers = list(self._restorers)
         for restorer in restorers:
             if restorer is not current:
                 restorer.join(max(0.0, deadline - time.monotonic()))
-        alive = thread is not None and thread is not current and thread.is_alive()
-        return not alive
 
     @property
     def alive(self) -> bool:
@@ -323,7 +333,10 @@ class Runner:
         for entry in self._outbound.pending.fail_link(link, failure):
             if entry.callback is not None and not entry.inline:
                 self._dispatcher.post(self._dispatcher.run_entry, entry)
-        self._post_close(code, reason, clean, will_retry)
+        if will_retry:
+            self._post_close(code, reason, clean, True)
+        else:  # the last close comes in _finish, after the on_end and callbacks it causes
+            self._last_close = (code, reason, clean)
         return will_retry
 
     def _finish(self) -> None:
@@ -332,6 +345,7 @@ class Runner:
         lc.finish()
         if self._keepalive is not None:
             self._keepalive.stop()
+        self._join_restorers(RESTORE_JOIN)  # (their last events come before ours)
         user = lc.user_closed
         failure = (
             functools.partial(ConnectionClosedError, "closed by close()", *lc.close_args)
@@ -344,7 +358,10 @@ class Runner:
         self._streams.post_ended(self._registry.close(None if user else failure()))
         if not self._final_close_posted:
             code, reason = lc.close_args if user else (1006, "")
-            self._post_close(code, reason, False, False)
+            clean = False
+            if self._last_close is not None:
+                code, reason, clean = self._last_close
+            self._post_close(code, reason, clean, False)
         self.done.set()
         self._dispatcher.stop()  # ends the dispatch thread after what is queued
 
@@ -376,6 +393,9 @@ class Runner:
             self._post_event("error", ErrorEvent(self._target, exc))
             link.abort(f"session not restored: {exc}")
             return
+        # The re-subscribes' answers were routed by the reader: let it hand that read over
+        # first, so that the streams' first messages come before "open".
+        self._reader.wait_handed_over(self._reader.reads_begun, HANDOVER_WAIT)
         lc = self._lc
         with lc.lock:
             if not lc.restored(link):

@@ -76,6 +76,7 @@ class Streams:
         link = self._lifecycle.wait_open(deadline)
         request = {**payload, "subscribe": 1}
         sub, new = self._registry.join(request, listener, on_end, self._replay)
+        sub.request = payload  # (as the caller gave it; the stream keeps the request sent)
         stream = sub._stream
         if not new:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

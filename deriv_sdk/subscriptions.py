@@ -23,7 +23,7 @@ dispatch thread delivers a message to a handle only if its ``seq`` is above the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidStateError
@@ -113,7 +113,7 @@ class Subscription:
     ) -> None:
         self._registry = registry
         self._stream = stream
-        self.request = request
+        self.request: Mapping[str, Any] = request
         self.listener = listener
         self.on_end = on_end
         self.error: BaseException | None = None

@@ -118,7 +118,7 @@ def test_smallest_call_sends_a_valid_request(
     assert errors(schema, sent) == []
     assert {k: v for k, v in sent.items() if k != "req_id"} == request
     if isinstance(result, Subscription):
-        assert result.request["subscribe"] == 1 and messages == [reply]
+        assert sent["subscribe"] == 1 and messages == [reply]
     else:
         assert result == reply
 

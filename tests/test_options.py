@@ -394,3 +394,22 @@ def test_invalid_app_id_that_is_not_a_number_names_connection_options(
         conn.request({"ping": 1})
     assert "Connection.options" in str(info.value)
     conn.close()
+
+
+def test_health_sends_the_token_too() -> None:
+    heads: list[bytes] = []
+
+    def answer(peer: Peer) -> None:
+        heads.append(peer.read_head())
+        peer.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK")
+
+    with RawServer(answer) as server:
+        rest = RestClient(APP_ID, PAT, base_url=f"http://127.0.0.1:{server.port}")
+        assert rest.health() is True
+    assert b"Authorization: Bearer " + PAT.encode() in heads[0]
+    assert b"Deriv-App-ID: " + APP_ID.encode() in heads[0]
+
+
+def test_options_url_and_endpoint_together_are_a_value_error() -> None:
+    with pytest.raises(ValueError, match="url="):
+        Connection.options(url="ws://127.0.0.1:1/x", endpoint="other.example")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import subprocess
@@ -70,19 +71,22 @@ def test_the_first_command_runs_the_ping_example() -> None:
 def test_the_python_port_of_the_guide_is_the_example() -> None:
     """The guide's Python in the README is ``examples/ping.py``'s core, line for line."""
     example = (ROOT / "examples" / "ping.py").read_text()
+    (guide,) = [code for code in PYTHON if "conn.send({" in code]
     for needle in (
         'conn.on("open", lambda event: conn.send({"ping": 1}))',
         "conn.connect()",
         "conn.wait()",
     ):
-        assert needle in PYTHON[0] and needle in example
+        assert needle in guide and needle in example
 
 
 @pytest.fixture
 def local_connection(deriv_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
     """Makes ``from deriv_sdk import Connection`` connect to the fixture's server."""
 
-    class Connection(deriv_sdk.Connection):
+    base = deriv_sdk.Connection
+
+    class Connection(base):  # type: ignore[valid-type,misc]
         def __init__(self, app_id: Any = None, **kwargs: Any) -> None:
             if kwargs.get("url") is None:  # Deriv's v3 URL: the local server's instead
                 for name in ("endpoint", "language", "brand"):
@@ -91,8 +95,25 @@ def local_connection(deriv_server: LocalServer, monkeypatch: pytest.MonkeyPatch)
             else:
                 super().__init__(app_id, **kwargs)
 
+        @classmethod
+        def options(cls, account_id: Any = None, **kwargs: Any) -> Any:
+            if account_id is None and kwargs.get("url") is None:  # the public socket
+                kwargs["url"] = deriv_server.options_url
+            return base.options.__func__(cls, account_id, **kwargs)  # type: ignore[attr-defined]
+
+    class RestClient(deriv_sdk.RestClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("base_url", deriv_server.rest_url)  # Deriv's REST: the server's
+            super().__init__(*args, **kwargs)
+
     monkeypatch.setattr(deriv_sdk, "Connection", Connection)
-    monkeypatch.setenv("DERIV_TOKEN", "test-token")
+    monkeypatch.setattr(deriv_sdk, "RestClient", RestClient)
+    # A block may configure logging (the README's Logging section): undo it after the test.
+    root, sdk = logging.getLogger(), logging.getLogger("deriv_sdk")
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(sdk, "level", sdk.level)
+    monkeypatch.setenv("DERIV_TOKEN", "test-pat")  # (the README's new-API block reads a PAT)
     return deriv_server
 
 

@@ -17,6 +17,7 @@ import pytest
 from websockets.sync.server import ServerConnection
 
 from deriv_sdk import (
+    APIError,
     Connection,
     ConnectionClosedError,
     InvalidStateError,
@@ -495,4 +496,89 @@ def test_a_keepalive_death_is_reported_on_its_own_link_only(deriv_server: LocalS
     deriv_server.drop()
     second = closes.wait(2)[1]
     assert second.code == 1006 and second.reason == ""
+    conn.close()
+
+
+# ----------------------------------------------------------------- found by the docs review
+
+
+def test_invalid_app_id_ends_the_connection_itself(script_server: ScriptServer) -> None:
+    # Deriv's InvalidAppID ends the connection (error, then close(will_reconnect=False)),
+    # also from a server that keeps the socket open after saying so.
+    def refuse(ws: ServerConnection, data: Any) -> None:
+        error = {"code": "InvalidAppID", "message": "Your app_id is invalid."}
+        ws.send(json.dumps({"error": error, "msg_type": "ping", "req_id": data["req_id"]}))
+
+    script_server.handler = refuse
+    conn = fast(script_server.url)
+    errors = Recorder()
+    closes = Recorder()
+    conn.on("error", lambda e: errors(e.error))
+    conn.on("close", closes)
+    conn.connect(timeout=5)
+    with pytest.raises(APIError):
+        conn.request({"ping": 1})
+    assert conn.wait(5)
+    assert [e.code for e in errors.items] == ["InvalidAppID"]
+    assert [c.will_reconnect for c in closes.items] == [False]
+
+
+def test_the_last_close_comes_after_every_on_end_and_callback(deriv_server: LocalServer) -> None:
+    conn = fast(deriv_server.url, max_reconnect_attempts=0)
+    order = Recorder()
+    conn.on("close", lambda e: order(("close", e.will_reconnect)))
+    conn.connect(timeout=5)
+    conn.subscribe({"ticks": "R_100"}, lambda m: None, on_end=lambda s: order(("on_end", None)))
+    deriv_server.stall()
+    conn.send_request({"ping": 1}, lambda r: order(("callback", type(r).__name__)))
+    deriv_server.drop()
+    assert conn.wait(5)
+    deriv_server.resume()
+    assert order.items[-1] == ("close", False)
+    assert ("on_end", None) in order.items and ("callback", "ConnectionClosedError") in order.items
+
+
+def test_open_after_a_reconnect_comes_after_the_streams_first_messages(
+    deriv_server: LocalServer,
+) -> None:
+    for _ in range(10):
+        conn = fast(deriv_server.url)
+        order: list[Any] = []
+        conn.on("open", lambda e, order=order: order.append("open"))
+        conn.connect(timeout=5)
+        sub = conn.subscribe(
+            {"ticks": "R_100"}, lambda m, order=order: (order.append(m["subscription"]["id"]),)
+        )
+        old = sub.id
+        deriv_server.drop()
+        assert wait_until(lambda order=order: order.count("open") == 2)
+        after = order[order.index(old) :]
+        new_ids = [x for x in after if x not in ("open", old)]
+        assert new_ids, order
+        assert after.index(new_ids[0]) < after.index("open"), order
+        conn.close()
+
+
+def test_send_request_on_a_connection_that_ended_raises_connection_closed(
+    deriv_server: LocalServer,
+) -> None:
+    conn = fast(deriv_server.url, reconnect=False)
+    conn.connect(timeout=5)
+    deriv_server.drop()
+    assert conn.wait(5)
+    with pytest.raises(ConnectionClosedError):
+        conn.send_request({"ping": 1}, lambda r: None)
+    with pytest.raises(ConnectionClosedError):
+        conn.request({"ping": 1})
+    conn.close()
+    with pytest.raises(InvalidStateError):
+        conn.send_request({"ping": 1}, lambda r: None)
+
+
+def test_with_and_an_infinite_request_timeout_block_until_open(deriv_server: LocalServer) -> None:
+    with Connection(url=deriv_server.url, request_timeout=math.inf) as conn:
+        assert conn.ready_state == Connection.OPEN
+    conn = Connection(url=deriv_server.url)
+    conn.connect(timeout=math.inf)
+    assert conn.ready_state == Connection.OPEN
     conn.close()
