@@ -78,7 +78,13 @@ class ScriptServer:
             self.handler(ws, data)
 
     def __enter__(self) -> ScriptServer:
-        self._server = serve(self._handle, "127.0.0.1", 0, process_request=self._process_request)
+        self._server = serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._process_request,
+            close_timeout=1.0,  # loopback: a client that has not answered by then will not
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="script-server", daemon=True
         )
