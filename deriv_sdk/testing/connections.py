@@ -11,8 +11,10 @@ logs it, holds it while the server is stalled, and answers it through the router
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ class Route:
     otp: str | None = None
     app_id_ok: bool = True
     account: OptionsAccount | None = None
+    session: Session | None = None  # registered before the 101 goes out (process_response)
 
 
 def route_of(conn: ServerConnection) -> Route:
@@ -106,9 +109,24 @@ def process_request(
 def process_response(
     state: ServerState, conn: ServerConnection, request: Request, response: Response
 ) -> Response | None:
-    """websockets' ``process_response`` hook: log the handshake with its final status."""
+    """websockets' ``process_response`` hook: log the handshake with its final status, and
+    register the session of an accepted one *before* its 101 goes out: a client that has
+    seen the 101 is reached by every fault control (close_all(), drop(), stop())."""
     route = route_of(conn)  # set by process_request, which websockets always runs first
     state.record_handshake(route.api, route.path, response.status_code, route.otp)
+    if response.status_code == 101:
+        route.session = Session(
+            conn,
+            getattr(conn, "number", 0),
+            route.app_id_ok,
+            lambda: state.stalled,
+            lambda: state.delay,
+            route.api,
+            route.account,
+        )
+        conn.deriv_route = route  # type: ignore[attr-defined]
+        with state.lock:
+            state.sessions.add(route.session)
     return None
 
 
@@ -122,20 +140,16 @@ def serve(
         conn: the websockets connection, after its handshake.
         start_writer: starts (and tracks, for stop()) the session's writer thread.
     """
-    route = route_of(conn)
-    session = Session(
-        conn,
-        getattr(conn, "number", 0),
-        route.app_id_ok,
-        lambda: state.stalled,
-        lambda: state.delay,
-        route.api,
-        route.account,
-    )
+    session = route_of(conn).session
+    if session is None:  # (websockets always runs process_response before the handler)
+        return
     with state.lock:
-        if state.stopping.is_set():
+        if state.stopping.is_set() or session.finished:
+            # stop() or drop() came between the 101 and now: this connection goes too.
+            state.sessions.discard(session)
+            with contextlib.suppress(OSError):
+                conn.socket.shutdown(socket.SHUT_RDWR)
             return
-        state.sessions.add(session)
     start_writer(session)
     try:
         while True:

@@ -182,6 +182,11 @@ class Session:
         """Whether the connection is closing or gone: nothing more will be sent on it."""
         return self._done or self._close_request is not None
 
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` was called: the connection is gone (or dropped)."""
+        return self._done
+
     def finish(self) -> None:
         """Stop the writer: the connection is gone."""
         with self._cond:
