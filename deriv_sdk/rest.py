@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .errors import ConnectError, RestError
+from .network import network_reason
 from .urls import check_ws_url, redact
 
 __all__ = ["DEFAULT_BASE_URL", "Cancel", "RestClient"]
@@ -214,7 +215,7 @@ class RestClient:
             reason = response.reason
         except (OSError, http.client.HTTPException) as exc:
             raise ConnectError(
-                f"cannot reach {self._host}: {_describe(exc)} ({method} {_shown(path)})"
+                f"cannot reach {self._host}: {network_reason(exc)} ({method} {_shown(path)})"
             ) from exc
         finally:
             if cancel is not None:
@@ -271,19 +272,3 @@ def _rest_error(status: int, reason: str, data: Any) -> RestError:
         message if isinstance(message, str) and message else reason or f"HTTP {status}",
         field if isinstance(field, str) else None,
     )
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the host: {exc.strerror or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return type(exc).__name__

@@ -30,6 +30,7 @@ from websocket import _url as ws_url
 
 from .errors import ConnectError
 from .link import shutdown
+from .network import network_reason
 from .urls import host_of
 
 __all__ = ["Handshake", "default_context"]
@@ -305,20 +306,12 @@ def _body_message(body: bytes) -> str:
 
 def _describe(exc: BaseException) -> str:
     """A user-facing reason for a failed connect."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    if isinstance(exc, (TimeoutError, websocket.WebSocketTimeoutException)):
+    if isinstance(exc, websocket.WebSocketTimeoutException):
         return "timed out"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the host: {exc.strerror or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
     if isinstance(exc, websocket.WebSocketProxyException):
         return f"proxy error: {exc}"
     if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
         return "the server closed the connection during the handshake"
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
+    if isinstance(exc, (OSError, ssl.SSLError)):
+        return network_reason(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "subscriptions": 0,
     "lifecycle": 0,
     # 1: the wire (only transport imports websocket-client)
+    "network": 1,
     "link": 1,
     "transport": 1,
     "rest": 1,

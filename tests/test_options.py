@@ -19,37 +19,16 @@ from deriv_sdk import (
 )
 from deriv_sdk.testing import LocalServer
 from tests.rawserver import Peer, RawServer
+from tests.support import Events as AllEvents
 from tests.wsserver import wait_until
 
 PAT = "test-pat"
 APP_ID = "app-k7Jd2Xq8mNpR4vTwYzB6c"
 
 
-class Events:
+class Events(AllEvents):
     def __init__(self, conn: Connection) -> None:
-        self.items: list[Any] = []
-        self.cond = threading.Condition()
-        for kind in ("open", "close", "error"):
-            conn.on(kind, self._add)
-
-    def _add(self, event: Any) -> None:
-        with self.cond:
-            self.items.append(event)
-            self.cond.notify_all()
-
-    def of(self, kind: str, **fields: Any) -> list[Any]:
-        with self.cond:
-            return [
-                e
-                for e in self.items
-                if e.type == kind and all(getattr(e, k) == v for k, v in fields.items())
-            ]
-
-    def wait(self, kind: str, count: int = 1, timeout: float = 5.0, **fields: Any) -> list[Any]:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: len(self.of(kind, **fields)) >= count, timeout)
-            assert ok, f"expected {count} {kind} {fields}, got {self.items}"
-            return self.of(kind, **fields)
+        super().__init__(conn, ("open", "close", "error"))
 
 
 def rest_for(server: LocalServer, pat: str = PAT) -> RestClient:

@@ -25,18 +25,11 @@ from deriv_sdk import (
 )
 from deriv_sdk.testing import LocalServer
 from tests.rawserver import SlowProxy
+from tests.support import Recorder, sdk_threads
 from tests.test_backpressure import Flood
 from tests.wsserver import ScriptServer, wait_until
 
 TOKEN = "test-token"
-
-
-def sdk_threads() -> list[str]:
-    return [
-        t.name
-        for t in threading.enumerate()
-        if t.name.startswith("deriv_sdk-") and not t.name.startswith("deriv_sdk-server")
-    ]
 
 
 def fast(url: str, **kwargs: Any) -> Connection:
@@ -45,22 +38,6 @@ def fast(url: str, **kwargs: Any) -> Connection:
     kwargs.setdefault("reconnect_max_delay", 0.1)
     kwargs.setdefault("request_timeout", 5.0)
     return Connection(url=url, **kwargs)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, item: Any) -> None:
-        with self.cond:
-            self.items.append(item)
-            self.cond.notify_all()
-
-    def wait(self, count: int, timeout: float = 5.0) -> list[Any]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.items) >= count, timeout), self.items
-            return list(self.items)
 
 
 # ----------------------------------------------------------------- requests

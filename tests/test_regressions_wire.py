@@ -18,39 +18,7 @@ import trustme
 from deriv_sdk import ConnectError, Connection, ProtocolError
 from deriv_sdk.testing import LocalServer
 from tests.rawserver import OP_CLOSE, OP_PING, OP_TEXT, Peer, RawServer, frame, text
-
-
-def sdk_threads() -> list[str]:
-    return [
-        t.name
-        for t in threading.enumerate()
-        if t.name.startswith("deriv_sdk-") and not t.name.startswith("deriv_sdk-server")
-    ]
-
-
-class Events:
-    """Every event of a connection, in order, with a condition to wait on."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.items: list[Any] = []
-        self.cond = threading.Condition()
-        for kind in ("open", "message", "close", "error"):
-            conn.on(kind, self._add)
-
-    def _add(self, event: Any) -> None:
-        with self.cond:
-            self.items.append(event)
-            self.cond.notify_all()
-
-    def of(self, kind: str) -> list[Any]:
-        with self.cond:
-            return [e for e in self.items if e.type == kind]
-
-    def wait(self, kind: str, count: int = 1, timeout: float = 5.0) -> list[Any]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.of(kind)) >= count, timeout), self.items
-            return self.of(kind)
-
+from tests.support import Events, sdk_threads
 
 # ----------------------------------------------------------------- connect(timeout=T)
 
