@@ -16,11 +16,12 @@ wait on the queue by the pending table's earliest deadline (an O(1) read).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .events import ErrorEvent, Event, ListenerRegistry
@@ -91,6 +92,7 @@ class Dispatcher:
         self._ran = 0
         self._drained = threading.Condition(threading.Lock())
         self._reader_waiting = False
+        self._calls = 0  # blocking waits of listeners in progress (dispatch thread only)
         self.finished = threading.Event()  # set once the thread has run everything and ended
         self.finished.set()
 
@@ -142,15 +144,41 @@ class Dispatcher:
         return max(1, self._max_queue - (self._posted - self._ran))
 
     def must_pause(self) -> bool:
-        """True when ``max_queue`` messages wait: the reader should stop reading."""
-        return self._max_queue is not None and self._posted - self._ran >= self._max_queue
+        """True when ``max_queue`` messages wait: the reader should stop reading (never while
+        a listener waits for an answer: the reader must read it)."""
+        return (
+            self._max_queue is not None
+            and self._posted - self._ran >= self._max_queue
+            and not self._calls
+        )
+
+    @contextlib.contextmanager
+    def calling(self) -> Iterator[None]:
+        """Around a blocking wait for an answer (a request, a subscribe): on the dispatch
+        thread, it lets a paused reader read on until the wait ends, or the listener would
+        wait for an answer that the reader does not read until the listener returns."""
+        if threading.current_thread() is not self._thread:
+            yield
+            return
+        self._calls += 1
+        if self._reader_waiting:
+            with self._drained:
+                self._drained.notify_all()
+        try:
+            yield
+        finally:
+            self._calls -= 1
 
     def wait_drained(self, stop: threading.Event, poll: float = 0.1) -> None:
         """Blocks until at most half of ``max_queue`` messages wait, or ``stop`` is set."""
         with self._drained:
             self._reader_waiting = True
             try:
-                while self._posted - self._ran > self._low_water and not stop.is_set():
+                while (
+                    self._posted - self._ran > self._low_water
+                    and not stop.is_set()
+                    and not self._calls
+                ):
                     if self.finished.is_set() and self._thread is not None:
                         return  # the thread is gone: nothing will drain
                     self._drained.wait(poll)
@@ -203,7 +231,7 @@ class Dispatcher:
         """Calls ``sub``'s listener with message ``seq`` of its stream, unless the handle has
         had it (or a later one: a replay and a delivery may both be queued) or has ended; a
         stream's last message (``final``) reaches every handle it was meant for."""
-        if (sub._active or final) and seq > sub._seq:
+        if (sub._active or (final and not sub._forgotten)) and seq > sub._seq:
             sub._seq = seq
             try:
                 sub.listener(data)

@@ -130,7 +130,11 @@ class Keepalive:
             context = self._context
         # With no timeout nothing waits for the answer: no entry piles up per ping.
         on_answer = None if self.timeout is None else lambda: self._answered(gen)
-        sent = self._send_ping(context, on_answer)
+        try:
+            sent = self._send_ping(context, on_answer)
+        except Exception:  # a bug of ours: say so, and let the deadline judge the link
+            logger.exception("sending the keepalive ping failed")
+            sent = True
         with self._lock:
             if gen != self._gen or not self._running:
                 return

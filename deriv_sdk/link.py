@@ -18,12 +18,13 @@ import threading
 import time
 
 from .errors import ConnectionClosedError
-from .frames import OP_CLOSE, encode_close_payload, encode_frame
+from .frames import OP_CLOSE, OP_PING, OP_PONG, encode_close_payload, encode_frame
 
 __all__ = ["Link", "shutdown"]
 
 logger = logging.getLogger("deriv_sdk.link")
 
+_CONTROL = (OP_CLOSE, OP_PING, OP_PONG)
 RECV_SIZE = 256 * 1024
 FIRST_RECV_SIZE = 4 * 1024
 
@@ -78,6 +79,8 @@ class Link:
         frame = encode_frame(opcode, payload)
         try:
             with self._send_lock:
+                if self.close_sent:  # RFC 6455 5.5.1: nothing after our close frame
+                    raise ConnectionClosedError("the connection is closing")
                 while self._deferred:  # older frames first
                     self._sock.sendall(self._deferred.popleft())
                 self._sock.sendall(frame)
@@ -87,7 +90,12 @@ class Link:
             self.try_flush()
 
     def post(self, opcode: int, payload: bytes) -> None:
-        """Queues one frame and sends it if that cannot block (see the class docstring)."""
+        """Queues one frame and sends it if that cannot block (see the class docstring).
+        Nothing but control frames goes after our close frame (RFC 6455 5.5.1)."""
+        if self.close_sent and opcode not in _CONTROL:
+            return
+        if opcode == OP_CLOSE:
+            self.close_sent = True
         self._deferred.append(encode_frame(opcode, payload))
         self.try_flush()
 

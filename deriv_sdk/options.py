@@ -16,6 +16,7 @@ network failures are retried with backoff.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Mapping
@@ -30,6 +31,10 @@ __all__ = ["DEFAULT_HOST", "OptionsEndpoint", "options_endpoint", "public_url"]
 
 #: The new API's host (both REST and the sockets).
 DEFAULT_HOST = "api.derivws.com"
+
+
+#: How many of the one-time URLs opened are remembered (never opened again).
+USED_KEPT = 64
 
 
 def public_url(endpoint: str) -> str:
@@ -68,7 +73,7 @@ class OptionsEndpoint:
         self._account_id = account_id
         self._headers = dict(headers or {})
         self._last: str | None = url
-        self._used: str | None = None  # the last one-time URL opened: never opened again
+        self._used: collections.deque[str] = collections.deque(maxlen=USED_KEPT)
         self._lock = threading.Lock()
         self._cancel = Cancel()  # close() ends a REST call in flight
 
@@ -98,11 +103,11 @@ class OptionsEndpoint:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         with self._lock:
-            if url == self._used:
+            if url in self._used:  # a one-time URL works once: never open one twice
                 raise ConnectError(
                     f"the one-time URL from {host_of(url)} was used before; not opening it again"
                 )
-            self._used = url
+            self._used.append(url)
             self._last = url
         return Target(url, self._headers)
 

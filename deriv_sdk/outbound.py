@@ -147,7 +147,9 @@ class Outbound:
                 retired until the link ends).
         """
         remaining = None if deadline is None else deadline - time.monotonic()
-        if not entry.wait(remaining):
+        with self._dispatcher.calling():  # (from a listener: the reader must read on)
+            answered = entry.wait(remaining)
+        if not answered:
             if self.pending.discard(entry):
                 raise RequestTimeoutError(
                     f"no answer to {call_name(payload)} (req_id {entry.req_id}) in time"
@@ -199,11 +201,11 @@ class Outbound:
                 entry.body = body  # sent by adopt_waiting() once a link is open
         if link is not None:
             try:
-                self.transmit(link, entry, body)
-            except ConnectionClosedError as exc:
-                # Discarded by transmit: no drop will report it, so the callback does.
-                entry._resolve(ConnectionClosedError(f"the request was not sent: {exc}"))
-                self._dispatcher.post(self._dispatcher.run_entry, entry)
+                link.send_frame(OP_TEXT, body)
+            except ConnectionClosedError:
+                # The entry stays: the drop of its link (or the end of the connection, or its
+                # deadline) resolves it and runs the callback, in order, exactly once.
+                pass
         if deadline is not None:
             self._dispatcher.wake()  # the dispatch loop re-reads the earliest deadline
         return entry.req_id
@@ -221,6 +223,8 @@ class Outbound:
         reader thread)."""
         for entry in entries:
             body, entry.body = entry.body, b""
+            if self.pending.entries.get(entry.req_id) is not entry:
+                continue  # expired meanwhile ("was not sent"): it must not go out now
             if blocking:
                 try:
                     link.send_frame(OP_TEXT, body)

@@ -28,8 +28,10 @@ __all__ = [
     "Kind",
     "call_name",
     "classify",
+    "creates",
     "dumps",
     "encode_send",
+    "follow_up",
     "loads",
     "stamp",
     "stream_key",
@@ -198,3 +200,40 @@ def stream_type(payload: Mapping[str, Any]) -> str | None:
     if name == "ticks_history":
         return "candles" if payload.get("style") == "candles" else "ticks"
     return _STREAM_TYPES.get(name)
+
+
+# Calls that create something (a contract, an order) and can stream what they created: their
+# stream is never shared (two identical buys are two contracts) and never sent again after a
+# reconnect (that would buy again): it is followed by a read-only call instead.
+_CREATING = frozenset({"buy", "p2p_order_create", "p2p_advertiser_create"})
+
+
+def creates(payload: Mapping[str, Any]) -> bool:
+    """Whether the request creates something (see ``follow_up``)."""
+    try:
+        return call_name(payload) in _CREATING
+    except ValueError:
+        return False
+
+
+def follow_up(request: Mapping[str, Any], first_reply: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The read-only subscribe request that follows what a creating request's stream
+    follows, once its first reply has come: ``buy`` -> ``proposal_open_contract`` of the
+    contract, ``p2p_order_create`` -> ``p2p_order_info``, ``p2p_advertiser_create`` ->
+    ``p2p_advertiser_info``. None when the reply does not say what was created."""
+    name = call_name(request)
+    created = first_reply.get(name)
+    created = created if isinstance(created, dict) else {}
+    follow: dict[str, Any] | None = None
+    if name == "buy" and created.get("contract_id") is not None:
+        follow = {"proposal_open_contract": 1, "contract_id": created["contract_id"]}
+    elif name == "p2p_order_create" and created.get("id") is not None:
+        follow = {"p2p_order_info": 1, "id": created["id"]}
+    elif name == "p2p_advertiser_create":
+        follow = {"p2p_advertiser_info": 1}
+    if follow is None:
+        return None
+    if "loginid" in request:  # (v3: the account the call was made for)
+        follow["loginid"] = request["loginid"]
+    follow["subscribe"] = 1
+    return follow

@@ -151,7 +151,7 @@ class Reader:
                     link.flush(CLOSE_FLUSH_TIMEOUT)
                 return ending
             if dispatcher.must_pause():
-                self._pause()
+                self._pause(link)
 
     def _hand_over(self, batch: Batch) -> None:
         self._dispatcher.post_batch(batch)
@@ -187,7 +187,7 @@ class Reader:
                     # max_queue reached inside one read: hand over what is parsed, pause.
                     self._dispatcher.post_batch(self._batch)
                     self._batch = Batch()
-                    self._pause()
+                    self._pause(link)
                     self._room = self._dispatcher.room()
                 elif why == BAD:
                     self._not_json(frames[i][1], self._batch)
@@ -226,11 +226,10 @@ class Reader:
         logger.info("failing the connection: %s", error)
         self._router.error(error, batch)
         if not link.close_sent:
-            link.close_sent = True
             link.post(OP_CLOSE, encode_close_payload(code, message[:100]))
         return Ending(code, message, False, error)
 
-    def _pause(self) -> None:
+    def _pause(self, link: Link) -> None:
         now = time.monotonic()
         if now - self._last_warning > 10.0:
             self._last_warning = now
@@ -244,4 +243,4 @@ class Reader:
             keepalive.pause()
         self._dispatcher.wait_drained(self._stop)
         if keepalive is not None and not self._stop.is_set():
-            keepalive.start()
+            keepalive.start(link)

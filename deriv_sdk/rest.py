@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .errors import ConnectError, RestError
-from .network import network_reason
+from .network import network_reason, resolve
 from .urls import check_ws_url, redact
 
 __all__ = ["DEFAULT_BASE_URL", "Cancel", "RestClient"]
@@ -40,26 +40,92 @@ MAX_BODY = 4 * 1024 * 1024
 
 class Cancel:
     """Lets another thread end a call in flight: ``abort()`` shuts its socket down (the
-    call raises ``ConnectError``), and any later call with this token fails at once."""
+    call raises ``ConnectError``, in whatever phase: DNS, TCP, TLS, the answer), and any later
+    call with this token fails at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._conn: http.client.HTTPConnection | None = None
+        self._call: _Call | None = None
         self.aborted = False
 
-    def _bind(self, conn: http.client.HTTPConnection | None) -> bool:
+    def _bind(self, call: _Call | None) -> bool:
         with self._lock:
-            self._conn = conn
+            self._call = call
             return not self.aborted
 
     def abort(self) -> None:
         with self._lock:
             self.aborted = True
-            conn = self._conn
-        sock = conn.sock if conn is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            call = self._call
+        if call is not None:
+            call.cut()
+
+
+class _Call:
+    """One call's sockets, its total deadline, and whether it was cut (a watchdog thread cuts
+    it at the deadline: ``http.client`` applies its timeout per socket operation).
+
+    Each connected socket is kept as a duplicate: TLS wrapping detaches the original, and
+    ``http.client`` lets go of its socket once a ``Connection: close`` answer's headers are
+    read, but a shutdown through the duplicate still ends the read (same socket, other fd).
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.wake = threading.Event()  # the name lookup's (see network.resolve)
+        self.lock = threading.Lock()
+        self.socks: list[socket.socket] = []
+        self.dups: list[socket.socket] = []
+        self.cut_down = False
+
+    def close(self) -> None:
+        with self.lock:
+            for sock in self.dups:
+                sock.close()
+            self.dups, self.socks = [], []
+
+    def cut(self) -> None:
+        self.wake.set()
+        with self.lock:  # (held: close() cannot free a descriptor under a shutdown)
+            self.cut_down = True
+            for sock in self.socks:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def create_connection(
+        self, address: tuple[str, int], timeout: float, source_address: Any = None
+    ) -> socket.socket:
+        """``http.client``'s ``_create_connection``: each socket registered before it
+        connects, so that ``cut()`` ends a connect in progress too."""
+        host, port = address
+        error: OSError | None = None
+        for family, socktype, proto, _, where in resolve(
+            host, port, self.deadline, self.wake, lambda: self.cut_down
+        ):
+            sock = socket.socket(family, socktype, proto)
+            with self.lock:
+                if self.cut_down:
+                    sock.close()
+                    raise ConnectionAbortedError("aborted")
+                self.socks.append(sock)
+            try:
+                sock.settimeout(max(0.001, min(timeout, self.deadline - time.monotonic())))
+                sock.connect(where)
+                with self.lock:
+                    self.dups.append(sock.dup())
+                    self.socks.append(self.dups[-1])
+                    cut = self.cut_down
+                if cut:
+                    raise ConnectionAbortedError("aborted")
+                return sock
+            except OSError as exc:
+                error = exc
+                with self.lock:
+                    self.socks.remove(sock)
+                    sock.close()
+                if self.cut_down:
+                    raise
+        raise error or OSError("no address to connect to")
 
 
 class RestClient:
@@ -171,8 +237,12 @@ class RestClient:
 
     def _headers(self, body: bytes | None) -> dict[str, str]:
         token = self._token() if callable(self._token) else self._token
-        if not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not token.strip():
             raise ValueError("the token callable returned no token")
+        token = token.strip()  # (a token read from a file keeps its newline)
+        if not token.isprintable() or " " in token:
+            # Never in the message: it is the token.
+            raise ValueError("the token contains spaces or control characters (not shown)")
         headers = {
             "Accept": "application/json",
             "Authorization": f"Bearer {token}",
@@ -182,13 +252,17 @@ class RestClient:
             headers["Content-Type"] = "application/json"
         return headers
 
-    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+    def _connection(self, timeout: float, call: _Call) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
         if self._secure:
             context = self._context or _default_context()
-            return http.client.HTTPSConnection(
+            conn = http.client.HTTPSConnection(
                 self._host, self._port, timeout=timeout, context=context
             )
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        conn._create_connection = call.create_connection  # type: ignore[attr-defined]
+        return conn
 
     def _call(
         self,
@@ -199,28 +273,46 @@ class RestClient:
         timeout: float | None = None,
         cancel: Cancel | None = None,
     ) -> Any:
-        """One request; returns the envelope's ``data`` (None for a body that is not JSON)."""
+        """One request; returns the envelope's ``data`` (None for a body that is not JSON).
+
+        ``timeout`` (default: the client's) bounds the whole call: DNS, TCP, TLS, sending and
+        the answer. ``cancel`` lets another thread end it.
+        """
         seconds = self.timeout if timeout is None else max(0.001, timeout)
         payload = None if body is None else json.dumps(body).encode()
         headers = self._headers(payload)
         started = time.monotonic()
-        conn = self._connection(seconds)
+        call = _Call(started + seconds)
+        watchdog = threading.Timer(seconds, call.cut)
+        watchdog.name = "deriv_sdk-rest-deadline"
+        watchdog.daemon = True
+        conn = self._connection(seconds, call)
         try:
-            if cancel is not None and not cancel._bind(conn):
-                raise ConnectionAbortedError("aborted by close()")
+            if cancel is not None and not cancel._bind(call):
+                raise ConnectionAbortedError("aborted")
+            watchdog.start()
             conn.request(method, self._prefix + path, body=payload, headers=headers)
             response = conn.getresponse()
             raw = response.read(MAX_BODY)
             status = response.status
             reason = response.reason
-        except (OSError, http.client.HTTPException) as exc:
-            raise ConnectError(
-                f"cannot reach {self._host}: {network_reason(exc)} ({method} {_shown(path)})"
-            ) from exc
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            why = network_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
+            if call.cut_down:
+                aborted = cancel is not None and cancel.aborted
+                why = "aborted by close()" if aborted else f"timed out after {seconds:g}s"
+            # (from None: a header error's text would show the token)
+            raise ConnectError(f"cannot reach {self._host}: {why} ({method} {_shown(path)})") from (
+                exc if isinstance(exc, OSError) else None
+            )
         finally:
+            watchdog.cancel()
+            if watchdog.is_alive():
+                watchdog.join()
             if cancel is not None:
                 cancel._bind(None)
             conn.close()
+            call.close()
         took = (time.monotonic() - started) * 1000
         logger.debug("REST %s %s -> %d (%.0f ms)", method, _shown(path), status, took)
         data = _json(raw)

@@ -284,7 +284,8 @@ class Runner:
             try:
                 target = self._endpoint.next_target(deadline)
             except ConnectError as exc:
-                self._failed(exc)
+                if not self._lc.stop.is_set():  # (close() ended it: no error to report)
+                    self._failed(exc)
                 return None
             handshake = Handshake(
                 target.url,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .dispatch import Dispatcher
-from .errors import APIError, ConnectionClosedError, RequestTimeoutError
+from .errors import APIError, ConnectionClosedError, InvalidStateError, RequestTimeoutError
 from .lifecycle import Lifecycle
 from .link import Link
 from .outbound import Outbound, log_failed_forget
@@ -80,18 +80,22 @@ class Streams:
         stream = sub._stream
         if not new:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not stream.first.wait(remaining):
+            with self._dispatcher.calling():
+                answered = stream.first.wait(remaining)
+            if not answered:
                 sub.forget()
                 raise RequestTimeoutError(f"no first reply to {name} within {seconds}s")
             if stream.error is not None:
                 raise stream.error
             return sub
         try:
-            entry, body = self._outbound.register(link, stream.request | _req_id(request))
+            entry, body = self._outbound.register(link, request)
         except BaseException as exc:
             self._registry.end(stream, exc)
             raise
-        self._registry.bind(stream, entry.req_id)
+        if not self._registry.bind(stream, entry.req_id):  # ended meanwhile (forget_all)
+            self._outbound.pending.discard(entry, retire=False)
+            raise InvalidStateError(f"the {name} stream was forgotten while it was starting")
         try:
             self._outbound.transmit(link, entry, body)
             self._outbound.result(self._outbound.wait(entry, deadline, request))
@@ -116,8 +120,10 @@ class Streams:
         if not isinstance(subscription_id, str) or not subscription_id:
             raise TypeError("subscription_id must be a non-empty str")
         self._end(self._registry.find(ids=[subscription_id]))
+        response = self._outbound.request({**(fields or {}), "forget": subscription_id}, timeout)
+        # (Only now: had the call failed, a stray update would still get the stream forgotten.)
         self._registry.mark_forgotten([subscription_id])
-        return self._outbound.request({**(fields or {}), "forget": subscription_id}, timeout)
+        return response
 
     def forget_all(
         self,
@@ -138,7 +144,6 @@ class Streams:
         return response
 
     def _end(self, streams: list[Stream]) -> None:
-        self._registry.mark_forgotten(s.id for s in streams if s.id is not None)
         for stream in streams:
             self.post_ended(self._registry.end(stream))
 
@@ -166,6 +171,10 @@ class Streams:
         """
         waits = []
         for stream in self._registry.streams():
+            if stream.request is None:  # a creating call whose creation is not known
+                failure = ConnectionClosedError("the stream cannot be followed after a reconnect")
+                self.post_ended(self._registry.end(stream, failure))
+                continue
             entry, body = self._outbound.register(link, stream.request)
             if not self._registry.bind(stream, entry.req_id):  # forgotten meanwhile
                 self._outbound.pending.discard(entry, retire=False)
@@ -174,17 +183,14 @@ class Streams:
             waits.append((stream, entry))
         late = []
         for stream, entry in waits:
+            request = stream.request or {}
             try:
-                self._outbound.result(self._outbound.wait(entry, deadline, stream.request))
+                self._outbound.result(self._outbound.wait(entry, deadline, request))
             except APIError:
                 pass  # a refusal: the router ended the stream (on_end, error event)
             except RequestTimeoutError:
-                late.append(call_name(stream.request))
+                late.append(call_name(request))
             except ConnectionClosedError:
                 raise
         if late:
             raise RestoreIncomplete(f"no answer to the re-subscribe of {', '.join(late)} in time")
-
-
-def _req_id(request: Mapping[str, Any]) -> dict[str, Any]:
-    return {"req_id": request["req_id"]} if "req_id" in request else {}

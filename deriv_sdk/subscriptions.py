@@ -22,12 +22,13 @@ dispatch thread delivers a message to a handle only if its ``seq`` is above the 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidStateError
-from .protocol import stream_key, stream_type
+from .protocol import creates, follow_up, stream_key, stream_type
 
 __all__ = ["MAX_REMEMBERED", "Stream", "Subscription", "SubscriptionRegistry"]
 
@@ -40,12 +41,16 @@ Replay = Callable[["Subscription", int, dict[str, Any]], None]
 #: How many ended stream ``req_id``s and forgotten server ids are remembered (for the
 #: messages still in flight when a stream ends); the oldest go first.
 MAX_REMEMBERED = 4096
+_unique = itertools.count(1)
 
 
 class Stream:
     """One server stream and the local handles it feeds (internal).
 
     Attributes:
+        request: What a reconnect sends to restore the stream (for a creating call, e.g.
+            ``buy``, the read-only call that follows what it created, once known; None when
+            it cannot be followed).
         first: Set once the reply to the current subscribe request (or its failure) is known.
         answered: The same as a plain flag, for the reader's hot path (under the lock).
         started: True once the stream ever answered (a handle was handed to the user).
@@ -53,6 +58,7 @@ class Stream:
 
     __slots__ = (
         "answered",
+        "creates",
         "error",
         "first",
         "id",
@@ -68,7 +74,8 @@ class Stream:
 
     def __init__(self, key: str, request: dict[str, Any]) -> None:
         self.key = key
-        self.request = request
+        self.request: dict[str, Any] | None = request
+        self.creates = creates(request)
         self.type = stream_type(request)
         self.id: str | None = None
         self.req_id: int | None = None
@@ -94,6 +101,7 @@ class Subscription:
 
     __slots__ = (
         "_active",
+        "_forgotten",
         "_registry",
         "_seq",
         "_stream",
@@ -118,6 +126,7 @@ class Subscription:
         self.on_end = on_end
         self.error: BaseException | None = None
         self._active = True
+        self._forgotten = False  # by its own forget(): not even a stream's last message
         self._seq = 0  # the seq of the last message delivered to it (dispatch thread)
 
     @property
@@ -202,6 +211,8 @@ class SubscriptionRegistry:
             InvalidStateError: The registry is closed (the connection has ended).
         """
         key = stream_key(request)
+        if creates(request):  # never shared: two identical buys are two contracts
+            key = f"{key}#{next(_unique)}"
         with self._lock:
             if self._closed:
                 raise InvalidStateError("the connection is closed")
@@ -226,8 +237,10 @@ class SubscriptionRegistry:
         stream = sub._stream
         with self._lock:
             if not sub._active:
+                sub._forgotten = True
                 return
             sub._active = False
+            sub._forgotten = True
             stream.subs = tuple(s for s in stream.subs if s is not sub)
             if stream.subs:
                 return
@@ -270,6 +283,9 @@ class SubscriptionRegistry:
             with self._lock:
                 stream.id = sub_id
                 stream.error = None
+                if stream.creates and stream.request is not None:
+                    # Never sent again: a reconnect follows what it created instead.
+                    stream.request = follow_up(stream.request, message)
                 stream.started = stream.answered = True
                 stream.first.set()
         seq = stream.seq + 1
@@ -307,8 +323,14 @@ class SubscriptionRegistry:
         return list(subs)
 
     def was_ours(self, req_id: int) -> bool:
-        """True when ``req_id`` belonged to a stream that has ended here recently."""
+        """True when ``req_id`` belonged to a stream that has ended on this link (its
+        updates may still be in flight: it stays taken, see ``reserved``)."""
         return req_id in self._ended_req_ids
+
+    def reserved(self, req_id: object) -> bool:
+        """Whether ``req_id`` is a live stream's or one that ended on this link (the pending
+        table hands out neither: a late update must never reach a request)."""
+        return req_id in self.by_req or req_id in self._ended_req_ids
 
     def claim_forget(self, sub_id: str) -> bool:
         """True the first time for ``sub_id``: the caller then sends its ``forget``."""
@@ -327,8 +349,7 @@ class SubscriptionRegistry:
     def unbind_all(self) -> None:
         """The link dropped: forgets every routing; live streams wait to be re-subscribed."""
         with self._lock:
-            for req_id in self.by_req:
-                self._ended_req_ids.add(req_id)
+            self._ended_req_ids = _Recent()  # nothing of the old link can come any more
             self.by_req.clear()
             for stream in self._by_key.values():
                 stream.req_id = None

@@ -30,7 +30,7 @@ from websocket import _url as ws_url
 
 from .errors import ConnectError
 from .link import shutdown
-from .network import network_reason
+from .network import network_reason, resolve
 from .urls import host_of
 
 __all__ = ["Handshake", "default_context"]
@@ -171,32 +171,10 @@ class Handshake:
         return sock, leftover
 
     def _resolve(self, host: str, port: int) -> list[Any]:
-        try:  # an IP address needs no resolver (and no thread)
-            return socket.getaddrinfo(
-                host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_NUMERICHOST
-            )
-        except socket.gaierror:
-            pass
-        # getaddrinfo cannot be interrupted: run it aside, so that the deadline and abort()
-        # hold. The thread ends when the OS resolver returns.
-        result: list[Any] = []
-        failure: list[BaseException] = []
-
-        def lookup() -> None:
-            try:
-                result.extend(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                self._wake.set()
-
-        threading.Thread(target=lookup, name="deriv_sdk-resolve", daemon=True).start()
-        while not (result or failure):
-            self._wake.wait(self._remaining())
-            self._remaining()
-        if failure:
-            raise failure[0]
-        return result
+        try:
+            return resolve(host, port, self.deadline, self._wake, lambda: self._aborted)
+        except ConnectionAbortedError:
+            raise _Aborted from None
 
     def _connect(self, addrinfo: list[Any]) -> socket.socket:
         error: OSError | None = None
