@@ -21,6 +21,11 @@ def page(name: str) -> str:
     return (DOCS / name).read_text("utf-8")
 
 
+def prose(name: str) -> str:
+    """A docs page with every run of whitespace as one space (for sentences across lines)."""
+    return " ".join(page(name).split())
+
+
 def section(text: str, heading: str) -> str:
     """The text under ``heading`` (a whole heading line) up to the next heading of its level."""
     level = heading.split(" ", 1)[0]
@@ -96,6 +101,20 @@ def assert_same_signature(where: str, documented: str, obj: Any) -> None:
         assert same, f"{where}: default of {name}: docs {d!r}, code {c!r}"
 
 
+def hierarchy() -> dict[str, tuple[str, ...]]:
+    """The exception classes of deriv_sdk under ``DerivError``, as ``{class: bases}``."""
+    from deriv_sdk import DerivError
+
+    out: dict[str, tuple[str, ...]] = {"DerivError": ("Exception",)}
+    todo: list[type] = [DerivError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub.__module__.startswith("deriv_sdk"):
+                out[sub.__name__] = tuple(base.__name__ for base in sub.__bases__)
+                todo.append(sub)
+    return out
+
+
 def tree(block: str) -> dict[str, tuple[str, ...]]:
     """An exception tree drawn with ├── / └── as ``{class: bases}`` (the parent's name when
     the line gives no bases)."""
@@ -126,6 +145,12 @@ def documented_threads() -> set[str]:
     for path in [*DOCS.glob("*.md"), ROOT / "README.md"]:
         names |= {s for s in SPAN.findall(path.read_text("utf-8")) if THREAD_NAME.fullmatch(s)}
     return names
+
+
+def pattern(name: str) -> re.Pattern[str]:
+    """A documented thread name as a pattern (``-N``: a number)."""
+    escaped = re.escape(name)
+    return re.compile(escaped[:-1] + r"\d+" if name.endswith("-N") else escaped)
 
 
 def source_threads() -> set[str]:
@@ -167,3 +192,24 @@ def slug(heading: str) -> str:
 def anchors(path: Path) -> set[str]:
     text = FENCE.sub("", path.read_text("utf-8"))
     return {slug(m[1]) for m in re.finditer(r"^#{1,6} (.+)$", text, re.M)}
+
+
+def abort_reasons() -> set[str]:
+    """The reasons the source gives ``Link.abort(reason)``: ``x.abort("...")`` calls with a
+    string, or an f-string's leading text."""
+    reasons = set()
+    for path in sorted((ROOT / "deriv_sdk").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "abort"
+                and node.args
+            ):
+                continue
+            arg = node.args[0]
+            if isinstance(arg, ast.JoinedStr) and isinstance(arg.values[0], ast.Constant):
+                reasons.add(str(arg.values[0].value))
+            elif isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                reasons.add(arg.value)
+    return reasons

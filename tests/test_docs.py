@@ -10,6 +10,9 @@
 - docs/threads.md: the thread names equal the names the source gives threads, and a run that
   starts every kind of thread starts only documented ones.
 - docs/retries.md: the retry table equals ``RetryPolicy.allows``.
+- Prose that a machine can check: the state rules of the calls (``InvalidStateError`` or
+  ``ConnectionClosedError``), ``sub.request``, ``url=`` with ``endpoint=``, the infinite
+  timeouts, the close reasons, and the numbers (the 2 ms hold, the close waits).
 - Every link to a docs page (README, docs/, docstrings) points to a file (and heading) that
   exists.
 """
@@ -18,10 +21,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import re
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -44,6 +49,9 @@ from deriv_sdk import (
     RestClient,
     RestError,
     Subscription,
+    cli,
+    reader,
+    runner,
 )
 from deriv_sdk.backoff import Backoff
 from deriv_sdk.cli import _common_options, build_parser
@@ -51,16 +59,21 @@ from deriv_sdk.events import EVENT_TYPES
 from deriv_sdk.lifecycle import RetryPolicy
 from deriv_sdk.streams import RestoreIncomplete
 from deriv_sdk.testing import LocalServer
+from deriv_sdk.testing import command as server_command
 from tests.docs_support import (
     DOCS,
     FENCE,
     ROOT,
     SPAN,
+    abort_reasons,
     anchors,
     assert_same_signature,
     bullets,
     documented_threads,
+    hierarchy,
     page,
+    pattern,
+    prose,
     section,
     source_threads,
     table,
@@ -176,23 +189,42 @@ def test_cli_commands_and_options_are_documented() -> None:
     subparsers = next(a for a in build_parser()._actions if a.dest == "command")
     assert commands == set(subparsers.choices or ())
     options = next(i for i in cli if i.startswith("Options"))
-    documented = {o for s in SPAN.findall(options) if s.startswith("-") for o in s.split("/")}
+    documented = {o for s in SPAN.findall(options) if s[0] == "-" for o in s.split()[0].split("/")}
     actual = {o for a in _common_options()._actions for o in a.option_strings} - {"-h", "--help"}
     assert documented == actual
 
 
+def test_the_serve_options_and_defaults_are_documented() -> None:
+    item = next(i for i in bullets(section(page("api.md"), "## Command line")) if "`serve` is" in i)
+    options = re.sub(r"\([^()]*\)", "", item.split("Its options")[1].split("Exit codes")[0])
+    documented = {o for s in SPAN.findall(options) if s[0] == "-" for o in s.split("/")}
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    serve = subparsers.choices["serve"]  # type: ignore[index]
+    actions = [a for a in serve._actions if a.option_strings and a.dest != "help"]
+    assert documented == {o for a in actions for o in a.option_strings}
+    fallback = {"tokens": server_command.DEFAULT_TOKEN, "pats": server_command.DEFAULT_PAT}
+    for action in actions:
+        if action.dest in ("json", "verbose"):
+            continue
+        option = action.option_strings[0]
+        match = re.search(rf"`{option}` \((?:repeatable; )?default `?([^`),;]+)", item)
+        default = fallback.get(action.dest, action.default)
+        assert match and match[1] == ("none" if default is None else str(default)), option
+    assert "`python -m deriv_sdk.testing`" in item  # the same command (tests/test_cli.py)
+
+
+def test_the_cli_exit_codes_are_documented() -> None:
+    item = next(i for i in bullets(section(page("api.md"), "## Command line")) if i[:5] == "Exit ")
+    documented = {int(n) for n in re.findall(r"(?:^|, )(\d+) ", item.split(": ", 1)[1])}
+    codes = {v for n, v in vars(cli).items() if n.startswith("EXIT_")}
+    assert documented == codes
+    serve = next(i for i in bullets(page("api.md")) if "`serve` is" in i).split("Exit codes")[1]
+    documented = {int(n) for n in re.findall(r"\b(\d) (?:after|for|when)", serve)}
+    codes = {v for n, v in vars(server_command).items() if n.startswith("EXIT_")}
+    assert documented == codes
+
+
 # --------------------------------------------------------------------------- errors
-
-
-def hierarchy() -> dict[str, tuple[str, ...]]:
-    out = {"DerivError": ("Exception",)}
-    todo = [DerivError]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            if sub.__module__.startswith("deriv_sdk"):
-                out[sub.__name__] = tuple(base.__name__ for base in sub.__bases__)
-                todo.append(sub)
-    return out
 
 
 def test_the_exception_trees_equal_the_class_hierarchy() -> None:
@@ -260,11 +292,6 @@ def test_the_event_table_equals_the_classes() -> None:
 
 def test_thread_names_in_the_docs_are_the_sources() -> None:
     assert documented_threads() == source_threads()
-
-
-def pattern(name: str) -> re.Pattern[str]:
-    escaped = re.escape(name)
-    return re.compile(escaped[:-1] + r"\d+" if name.endswith("-N") else escaped)
 
 
 def test_a_run_starts_only_documented_threads_and_all_of_them() -> None:
@@ -397,3 +424,76 @@ def test_every_markdown_link_resolves() -> None:
 def test_the_readme_and_the_docstrings_point_to_the_docs() -> None:
     assert "docs/README.md" in (ROOT / "README.md").read_text("utf-8")
     assert "docs/api.md" in inspect.getdoc(Connection)  # type: ignore[operator]
+
+
+# --------------------------------------------------------------------------- prose
+
+
+def test_the_state_rules_in_prose() -> None:
+    """Which exception a call raises before ``connect()``, after ``close()`` and after an end
+    without ``close()``; ``sub.request``; ``url=`` with ``endpoint=``; ``math.inf``."""
+    api, errors = prose("api.md"), prose("errors.md")
+    assert (
+        "`InvalidStateError` before `connect()` and after `close()`, `ConnectionClosedError` "
+        "once the connection has ended (or is ending) without `close()`" in api
+    )
+    assert "Before `connect()` and after `close()`, every call raises `InvalidStateError`" in errors
+    assert "raise `ConnectionClosedError`, in CLOSING and in CLOSED alike" in errors
+    assert "the same object, without `subscribe: 1`" in api
+    assert "`url` together with an `endpoint` other than the default raises `ValueError`" in api
+    assert "with `request_timeout=math.inf` it waits for OPEN with no limit" in api
+    assert "`math.inf` blocks until the first open with no limit" in api
+
+    def callback(_: object) -> None:
+        raise AssertionError("no callback after a refused send_request()")
+
+    with LocalServer(tick_interval=0.05) as server:
+        with pytest.raises(ValueError):
+            Connection.options(url=server.options_url, endpoint="elsewhere.example")
+        never = Connection(url=server.url)
+        with pytest.raises(InvalidStateError):
+            never.send_request({"ping": 1}, callback)
+        with pytest.raises(InvalidStateError):
+            never.request({"ping": 1})
+        ended = threading.Event()
+        conn = Connection(url=server.url, reconnect=False, request_timeout=math.inf)
+        conn.on("close", lambda e: ended.set())
+        with conn:
+            assert conn.ready_state == Connection.OPEN
+            payload = {"ticks": "R_100"}
+            sub = conn.subscribe(payload, lambda m: None)
+            assert sub.request is payload and payload == {"ticks": "R_100"}
+            server.drop()
+            assert ended.wait(10) and conn.wait(10)
+            calls: list[Callable[[], object]] = [
+                lambda: conn.send_request({"ping": 1}, callback),
+                lambda: conn.request({"ping": 1}),
+                lambda: conn.subscribe({"ticks": "R_50"}, print),
+            ]
+            for call in calls:
+                with pytest.raises(ConnectionClosedError):
+                    call()
+        with pytest.raises(InvalidStateError):
+            conn.send_request({"ping": 1}, callback)
+
+
+def test_the_close_reasons_are_the_sources() -> None:
+    """Every reason the SDK gives a 1006 ``close`` of its own (``Link.abort(reason)`` in the
+    source) is listed in docs/events.md, and nothing else is."""
+    text = prose("events.md")
+    listed = text[text.index("may say why in `reason`") : text.index("else `reason` is empty")]
+    documented = {s.strip('"').removesuffix("...") for s in SPAN.findall(listed) if s[0] == '"'}
+    assert documented == abort_reasons()
+
+
+def test_the_numbers_in_prose() -> None:
+    threads, events, retries = prose("threads.md"), prose("events.md"), prose("retries.md")
+    hold = f"for up to {reader.HOLD * 1000:g} ms"
+    assert hold in threads and hold in events
+    assert f"at most {reader.HOLD_MAX} messages" in threads
+    assert f"(at most {reader.HOLD_MAX} messages)" in events
+    assert f"it waits at most {runner.HANDOVER_WAIT:g} s for that" in retries
+    assert f"if the send lock or the socket is not free within {runner.CLOSE_SEND_WAIT:g} s" in (
+        threads
+    )
+    assert f"up to {runner.CLOSE_ECHO_WAIT:g} s from the start of `close()`" in threads
