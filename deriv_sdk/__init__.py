@@ -31,7 +31,7 @@ from .subscriptions import Subscription
 if TYPE_CHECKING:
     from .rest import RestClient
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "APIError",

@@ -15,7 +15,6 @@ other message takes ``route``, by ``protocol.classify``'s rules.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Protocol
 
 from .dispatch import Batch, Dispatcher
@@ -29,7 +28,6 @@ from .subscriptions import Stream, Subscription, SubscriptionRegistry
 
 __all__ = ["BAD", "DONE", "FULL", "Router", "Session", "StreamRun"]
 
-logger = logging.getLogger("deriv_sdk.inbound")
 
 #: What ``Router.texts`` stopped at: a frame that is not text, the end (DONE); ``max_queue``
 #: (FULL); a payload that is not JSON, left for the reader (BAD).

@@ -1,10 +1,11 @@
 """``RestClient``: Deriv's new API over REST (accounts, one-time WebSocket URLs, health).
 
 The standard library's ``http.client``, one HTTPS connection per call (so the client is safe
-from any thread and keeps no socket between calls), TLS always verified, a timeout on every
-call. Every request carries ``Authorization: Bearer <token>`` and ``Deriv-App-ID``; the
-token (or the callable that returns it) never appears in a log record, a ``repr()`` or an
-exception text, and neither does a one-time URL.
+from any thread and keeps no socket between calls), TLS always verified, one total deadline
+for every call (DNS, TCP, TLS, sending, the whole answer). Every request carries
+``Authorization: Bearer <token>`` and ``Deriv-App-ID``; the token (or the callable that
+returns it) never appears in a log record, a ``repr()`` or an exception text, and neither
+does a one-time URL.
 
 Errors: an HTTP error reply raises ``RestError`` (Deriv's ``errors[0]``); a network failure,
 a timeout or a TLS error raises ``ConnectError``.
@@ -137,7 +138,7 @@ class RestClient:
             callable returning the current one (called for every request: an OAuth app
             refreshes its token there).
         base_url: ``https://api.derivws.com`` (``http://`` is accepted for a local server).
-        timeout: Seconds for each call (connect, send, answer).
+        timeout: Each call's total deadline in seconds (DNS, TCP, TLS, sending, the answer).
         ssl_context: The TLS context (default: verifying, the system's CA store).
 
     Raises:

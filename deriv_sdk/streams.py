@@ -10,7 +10,6 @@ it, with ``on_end`` and an ``error`` event.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,8 +23,6 @@ from .protocol import call_name
 from .subscriptions import EndListener, MessageListener, Stream, Subscription, SubscriptionRegistry
 
 __all__ = ["RestoreIncomplete", "Streams"]
-
-logger = logging.getLogger("deriv_sdk.streams")
 
 
 class RestoreIncomplete(RequestTimeoutError):

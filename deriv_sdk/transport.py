@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import socket
 import ssl
 import threading
@@ -35,7 +34,6 @@ from .urls import host_of
 
 __all__ = ["Handshake", "default_context"]
 
-logger = logging.getLogger("deriv_sdk.transport")
 
 MAX_HEAD = 64 * 1024  # the most bytes of HTTP response head we read before giving up
 MAX_BODY = 16 * 1024  # of an error response's body (for Deriv's JSON message)
