@@ -297,6 +297,8 @@ class RestClient:
             raw = response.read(MAX_BODY)
             status = response.status
             reason = response.reason
+            if call.cut_down:  # (a read cut short may look like a short answer)
+                raise TimeoutError("timed out")
         except (OSError, http.client.HTTPException, ValueError) as exc:
             why = network_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
             if call.cut_down:

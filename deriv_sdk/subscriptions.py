@@ -284,8 +284,10 @@ class SubscriptionRegistry:
                 stream.id = sub_id
                 stream.error = None
                 if stream.creates and stream.request is not None:
-                    # Never sent again: a reconnect follows what it created instead.
+                    # Never sent again: a reconnect follows what it created instead (a
+                    # read-only call, sent as it is from then on).
                     stream.request = follow_up(stream.request, message)
+                    stream.creates = False
                 stream.started = stream.answered = True
                 stream.first.set()
         seq = stream.seq + 1

@@ -1,7 +1,7 @@
 """The opening handshake: the only module that imports ``websocket`` (websocket-client).
 
 websocket-client does what it does well: URL parsing, proxy settings from the environment,
-the proxy ``CONNECT`` tunnel, the upgrade request's headers and the check of the server's
+the upgrade request's headers and the check of the server's
 answer (``Sec-WebSocket-Accept``). The socket I/O is ours, so that the whole opening is
 bounded by one deadline (websocket-client applies its timeout per socket operation: a server
 trickling its answer one byte at a time could hold it forever) and can be aborted from another
@@ -18,12 +18,12 @@ import socket
 import ssl
 import threading
 import time
+from base64 import b64encode
 from collections.abc import Mapping
 from typing import Any
 
 import websocket
 from websocket import _handshake as ws_handshake
-from websocket import _http as ws_http
 from websocket import _socket as ws_socket
 from websocket import _url as ws_url
 
@@ -151,8 +151,7 @@ class Handshake:
             addrinfo = self._resolve(hostname, port)
         sock = self._connect(addrinfo)
         if proxy_host:
-            sock.settimeout(self._remaining())
-            ws_http._tunnel(sock, hostname, port, proxy_auth)
+            self._tunnel(sock, hostname, port, proxy_auth)
         if is_secure:
             context = self.ssl_context or default_context()
             sock.settimeout(self._remaining())
@@ -199,22 +198,7 @@ class Handshake:
         )
         sock.settimeout(self._remaining())
         sock.sendall("\r\n".join(lines).encode("utf-8"))
-        head = bytearray()
-        while True:
-            end = head.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(head) > MAX_HEAD:
-                raise ConnectError(
-                    f"cannot connect to {host_of(self.url)}: the server's HTTP head is too long"
-                )
-            sock.settimeout(self._remaining())
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionResetError("the server closed the connection during the handshake")
-            head += chunk
-        status, reason, headers = _parse_head(bytes(head[:end]))
-        rest = bytes(head[end + 4 :])
+        status, reason, headers, rest = self._read_head(sock, "server")
         if status != 101:
             body = self._read_body(sock, headers, rest)
             raise ConnectError(
@@ -229,6 +213,41 @@ class Handshake:
                 "valid WebSocket handshake"
             )
         return rest
+
+    def _tunnel(self, sock: socket.socket, host: str, port: int, auth: Any) -> None:
+        """The proxy's ``CONNECT``, its answer read under the attempt's deadline."""
+        lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
+        if auth and auth[0]:
+            secret = f"{auth[0]}:{auth[1]}" if auth[1] else auth[0]
+            lines.append(f"Proxy-Authorization: Basic {b64encode(secret.encode()).decode()}")
+        sock.settimeout(self._remaining())
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status, reason, _, rest = self._read_head(sock, "proxy")
+        if status != 200:
+            raise websocket.WebSocketProxyException(
+                f"CONNECT refused with HTTP {status}{' ' + reason if reason else ''}"
+            )
+        if rest:  # (the server has nothing to say before our upgrade or TLS hello)
+            raise websocket.WebSocketProxyException("data after the CONNECT answer")
+
+    def _read_head(self, sock: socket.socket, who: str) -> tuple[int, str, dict[str, str], bytes]:
+        """An HTTP response head, by the deadline: (status, reason, headers, what followed)."""
+        head = bytearray()
+        while True:
+            end = head.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(head) > MAX_HEAD:
+                raise ConnectError(
+                    f"cannot connect to {host_of(self.url)}: the {who}'s HTTP head is too long"
+                )
+            sock.settimeout(self._remaining())
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionResetError(f"the {who} closed the connection during the handshake")
+            head += chunk
+        status, reason, headers = _parse_head(bytes(head[:end]))
+        return status, reason, headers, bytes(head[end + 4 :])
 
     def _read_body(self, sock: socket.socket, headers: dict[str, str], body: bytes) -> bytes:
         try:
@@ -286,6 +305,8 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, websocket.WebSocketProxyException):
         return f"proxy error: {exc}"
+    if isinstance(exc, ConnectionResetError) and exc.errno is None and exc.args:
+        return str(exc)  # ours, naming who closed it
     if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
         return "the server closed the connection during the handshake"
     if isinstance(exc, (OSError, ssl.SSLError)):

@@ -33,7 +33,8 @@ def account_of(session: Session) -> AnyAccount:
 def _add_stream(
     session: Session, call: str, request: dict[str, Any], kind: str, msg_type: str, **data: Any
 ) -> str:
-    key = stream_key(call, request)
+    # A buy's stream is its new contract's: two identical buys are two contracts.
+    key = f"buy:{data['contract_id']}" if call == "buy" else stream_key(call, request)
     if key in session.stream_keys:
         raise ApiError("AlreadySubscribed", f"You are already subscribed to {call}.")
     symbol = data.pop("symbol", None)
