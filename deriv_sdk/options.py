@@ -151,7 +151,7 @@ def options_endpoint(
     if account_id is None:
         if url is not None and endpoint != DEFAULT_HOST:
             raise ValueError("url= replaces the whole URL: do not also give endpoint=")
-        return OptionsEndpoint(url=url or public_url(endpoint), headers=headers)
+        return OptionsEndpoint(url=public_url(endpoint) if url is None else url, headers=headers)
     if rest is None:
         raise ValueError("Connection.options(account_id=...) needs rest=RestClient(...)")
     if url is not None:

@@ -392,3 +392,9 @@ def test_health_sends_the_token_too() -> None:
 def test_options_url_and_endpoint_together_are_a_value_error() -> None:
     with pytest.raises(ValueError, match="url="):
         Connection.options(url="ws://127.0.0.1:1/x", endpoint="other.example")
+
+
+def test_an_empty_options_url_is_a_value_error_as_for_connection() -> None:
+    # Regression: url="" quietly meant Deriv's public socket, where Connection(url="") raises.
+    with pytest.raises(ValueError, match="ws://"):
+        Connection.options(url="")
