@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from .dispatch import Batch, Dispatcher
 from .errors import APIError
 from .events import ErrorEvent, ListenerRegistry, MessageEvent
+from .frames import OP_CLOSE, encode_close_payload
 from .link import Link
 from .outbound import Outbound, log_failed_forget
 from .pending import Pending
@@ -248,6 +249,8 @@ class Router:
             refusal = self._outbound.api_error(data)
             if self._session.refused(refusal):
                 self.error(refusal, batch)
+                # A close frame if it goes out at once (never blocking), then the socket.
+                link.post(OP_CLOSE, encode_close_payload(1000, "InvalidAppID"))
                 link.abort(f"refused by Deriv: {refusal.code}")
 
     def _stream_message(

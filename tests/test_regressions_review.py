@@ -22,13 +22,14 @@ from typing import Any
 import pytest
 
 from deriv_sdk import (
+    APIError,
     ConnectError,
     Connection,
     RequestTimeoutError,
     RestClient,
 )
 from deriv_sdk.testing import LocalServer
-from tests.rawserver import OP_CLOSE, OP_TEXT, Peer, RawServer, frame
+from tests.rawserver import OP_CLOSE, OP_TEXT, Peer, RawServer, frame, text
 from tests.support import Events, Recorder, sdk_threads
 from tests.wsserver import wait_until
 
@@ -445,3 +446,24 @@ def test_no_data_frame_follows_our_close_frame() -> None:
             for sender in senders:
                 sender.join(5)
     assert OP_TEXT not in after_close
+
+
+def test_an_invalid_app_id_ends_the_link_with_a_close_frame() -> None:
+    # Regression: the SDK dropped the TCP connection without a close frame.
+    closing: list[tuple[int, bytes]] = []
+
+    def script(peer: Peer) -> None:
+        peer.accept()
+        request = peer.read_json()
+        error = {"code": "InvalidAppID", "message": "Your app_id is invalid."}
+        peer.send(text({"error": error, "msg_type": "ping", "req_id": request["req_id"]}))
+        closing.append(peer.read_frame())
+
+    with RawServer(script) as server:
+        conn = fast(server.url)
+        conn.connect(timeout=5)
+        with pytest.raises(APIError, match="InvalidAppID"):
+            conn.request({"ping": 1})
+        assert conn.wait(5)
+        assert wait_until(lambda: closing)
+    assert closing == [(OP_CLOSE, b"\x03\xe8InvalidAppID")]
