@@ -63,18 +63,6 @@ _ids = itertools.count(1)
 _STATE_NAMES = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")
 
 
-class _Reserved:
-    """The ``req_id``s the pending table must not hand out: the registry's (``in``)."""
-
-    __slots__ = ("_registry",)
-
-    def __init__(self, registry: SubscriptionRegistry) -> None:
-        self._registry = registry
-
-    def __contains__(self, req_id: object) -> bool:
-        return self._registry.reserved(req_id)
-
-
 class Connection:
     """One WebSocket connection to Deriv, shaped like the browser's ``WebSocket``.
 
@@ -170,7 +158,7 @@ class Connection:
         self._listeners = listeners = ListenerRegistry()
         registry = SubscriptionRegistry()
         # A live stream keeps its req_id, and one that ended keeps it until its link ends.
-        pending = PendingTable(reserved=_Reserved(registry))
+        pending = PendingTable(reserved=registry.reserved_ids())
         dispatcher = Dispatcher(self, listeners, pending, f"deriv_sdk-dispatch-{n}", max_queue)
         listeners.on_listener_error = dispatcher.listener_failed
         self._dispatcher = dispatcher

@@ -334,6 +334,10 @@ class SubscriptionRegistry:
         table hands out neither: a late update must never reach a request)."""
         return req_id in self.by_req or req_id in self._ended_req_ids
 
+    def reserved_ids(self) -> _Reserved:
+        """A container view of ``reserved`` (``in``), for the pending table."""
+        return _Reserved(self)
+
     def claim_forget(self, sub_id: str) -> bool:
         """True the first time for ``sub_id``: the caller then sends its ``forget``."""
         with self._lock:
@@ -383,3 +387,15 @@ class SubscriptionRegistry:
         id_set, type_set = set(ids), set(types)
         with self._lock:
             return [s for s in self._by_key.values() if s.id in id_set or s.type in type_set]
+
+
+class _Reserved:
+    """The ``req_id``s the pending table must not hand out (see ``reserved``)."""
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: SubscriptionRegistry) -> None:
+        self._registry = registry
+
+    def __contains__(self, req_id: object) -> bool:
+        return self._registry.reserved(req_id)
