@@ -18,7 +18,6 @@ The threads and their rules are described in ``runner.py``, ``dispatch.py`` and
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import ssl
@@ -488,9 +487,9 @@ class Connection:
 
 # The connection settings of __init__ (every keyword but the v3 URL's), with their defaults:
 # Connection.options() takes the same.
+# (__kwdefaults__, not inspect.signature: importing inspect costs ~10% of `import deriv_sdk`)
 _SETTINGS: dict[str, Any] = {
-    name: parameter.default
-    for name, parameter in inspect.signature(Connection.__init__).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    and name not in ("endpoint", "url", "language", "brand", "headers")
+    name: default
+    for name, default in (Connection.__init__.__kwdefaults__ or {}).items()
+    if name not in ("endpoint", "url", "language", "brand", "headers")
 }

@@ -4,7 +4,8 @@
     python tools/import_time.py --before /tmp/base   # and another checkout, in the same run
 
 Each statement runs ``--runs`` times (default 25) in a new ``python -c``, the trees taking
-turns, after one warm-up run each (so that the ``.pyc`` files exist); reported are the
+turns, after one warm-up run each (so that the ``.pyc`` files exist, also where
+``PYTHONDONTWRITEBYTECODE`` is set); reported are the
 whole process's wall time and the statement's own time measured inside the process (less
 noisy: it leaves out the interpreter's start). Run it from outside the
 trees (the current folder would shadow ``PYTHONPATH``), e.g. ``cd /tmp``.
@@ -34,6 +35,8 @@ STATEMENTS = (
 def run(tree: Path, statement: str) -> tuple[float, float]:
     """(the whole process, the statement alone as timed inside it), in ms."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    # As a user has it: compiled once (pip writes the .pyc files), not compiled on every run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     code = f"import time\nt = time.perf_counter()\n{statement}\nprint(time.perf_counter() - t)"
     start = time.perf_counter()
     done = subprocess.run(
