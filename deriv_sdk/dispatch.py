@@ -139,8 +139,8 @@ class Dispatcher:
 
     def room(self) -> int | None:
         """How many more messages may be handed over before the limit (None: no limit)."""
-        if self._max_queue is None:
-            return None
+        if self._max_queue is None or self._calls:
+            return None  # (a listener waits for an answer: read on, see calling())
         return max(1, self._max_queue - (self._posted - self._ran))
 
     def must_pause(self) -> bool:

@@ -67,6 +67,7 @@ class Keepalive:
         self._sent_at = 0.0
         self._awaiting = False
         self._context: Any = None
+        self._due = 0.0  # when the next ping is due (monotonic), kept across a pause
 
     def start(self, context: Any = None) -> None:
         """Starts pinging ``context`` (first ping after one interval); restarts if running."""
@@ -98,16 +99,33 @@ class Keepalive:
     def pause(self) -> None:
         """Stops pinging without joining (safe from the reader thread, whatever the timer
         threads are doing): the reader stopped reading on purpose (back-pressure), so an
-        answer could not be seen. ``start()`` begins again with a full interval."""
+        answer could not be seen. ``resume()`` goes on where it stopped."""
         with self._lock:
             self._gen += 1
             self._running = False
+            if self._awaiting:
+                self._due = time.monotonic()  # a ping was in flight: ping again on resume
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
 
+    def resume(self, context: Any = None) -> None:
+        """After ``pause()``: the next ping goes out when it was due (at once if that has
+        passed), so that pauses, however frequent, never starve the pings."""
+        with self._lock:
+            self._context = context
+            self._gen += 1
+            self._running = True
+            self._awaiting = False
+            old = self._timer
+            self._schedule(max(0.0, self._due - time.monotonic()), self._tick, self._gen)
+        if old is not None:
+            old.cancel()
+
     def _schedule(self, delay: float, fn: Callable[[int], None], gen: int) -> None:
         # Called with self._lock held.
+        if fn == self._tick:
+            self._due = time.monotonic() + delay
         timer = threading.Timer(delay, fn, args=(gen,))
         timer.name = self._name
         timer.daemon = True  # never keeps the interpreter alive; stop() joins it anyway

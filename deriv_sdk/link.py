@@ -24,7 +24,7 @@ __all__ = ["Link", "shutdown"]
 
 logger = logging.getLogger("deriv_sdk.link")
 
-_CONTROL = (OP_CLOSE, OP_PING, OP_PONG)
+_CONTROL_AFTER_CLOSE = (OP_PING, OP_PONG)
 RECV_SIZE = 256 * 1024
 FIRST_RECV_SIZE = 4 * 1024
 
@@ -59,6 +59,9 @@ class Link:
     def __init__(self, sock: socket.socket, initial: bytes = b"") -> None:
         self._sock = sock
         self._send_lock = threading.Lock()
+        # Taken around "is our close frame out?" and queueing a frame, so that no data frame
+        # is queued after our close frame (RFC 6455 5.5.1); never held while sending.
+        self._post_lock = threading.Lock()
         self._buffer = bytearray(FIRST_RECV_SIZE)
         self._view = memoryview(self._buffer)
         self._initial = initial
@@ -91,12 +94,15 @@ class Link:
 
     def post(self, opcode: int, payload: bytes) -> None:
         """Queues one frame and sends it if that cannot block (see the class docstring).
-        Nothing but control frames goes after our close frame (RFC 6455 5.5.1)."""
-        if self.close_sent and opcode not in _CONTROL:
-            return
-        if opcode == OP_CLOSE:
-            self.close_sent = True
-        self._deferred.append(encode_frame(opcode, payload))
+        Nothing but pings and pongs goes after our close frame (RFC 6455 5.5.1), and only one
+        close frame goes out."""
+        frame = encode_frame(opcode, payload)
+        with self._post_lock:
+            if self.close_sent and opcode not in _CONTROL_AFTER_CLOSE:
+                return
+            if opcode == OP_CLOSE:
+                self.close_sent = True
+            self._deferred.append(frame)
         self.try_flush()
 
     @property
@@ -179,7 +185,10 @@ class Link:
             self.abort()
             return
         try:
-            self.close_sent = True
+            with self._post_lock:
+                if self.close_sent:
+                    return  # one close frame only (the reader's went out or is queued)
+                self.close_sent = True
             deadline = time.monotonic() + wait
             # In slices: the reader may close the socket meanwhile, and a closed descriptor
             # silently leaves the selector.

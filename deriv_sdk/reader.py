@@ -243,4 +243,4 @@ class Reader:
             keepalive.pause()
         self._dispatcher.wait_drained(self._stop)
         if keepalive is not None and not self._stop.is_set():
-            keepalive.start(link)
+            keepalive.resume(link)

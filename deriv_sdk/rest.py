@@ -113,7 +113,10 @@ class _Call:
                 sock.settimeout(max(0.001, min(timeout, self.deadline - time.monotonic())))
                 sock.connect(where)
                 with self.lock:
+                    # From now on only the duplicate is shut down: http.client may close
+                    # the original at any time, and its descriptor could then be reused.
                     self.dups.append(sock.dup())
+                    self.socks.remove(sock)
                     self.socks.append(self.dups[-1])
                     cut = self.cut_down
                 if cut:
@@ -241,9 +244,11 @@ class RestClient:
         if not isinstance(token, str) or not token.strip():
             raise ValueError("the token callable returned no token")
         token = token.strip()  # (a token read from a file keeps its newline)
-        if not token.isprintable() or " " in token:
+        if not token.isprintable() or " " in token or not token.isascii():
             # Never in the message: it is the token.
-            raise ValueError("the token contains spaces or control characters (not shown)")
+            raise ValueError(
+                "the token contains spaces, control or non-ASCII characters (not shown)"
+            )
         headers = {
             "Accept": "application/json",
             "Authorization": f"Bearer {token}",
@@ -297,7 +302,9 @@ class RestClient:
             raw = response.read(MAX_BODY)
             status = response.status
             reason = response.reason
-            if call.cut_down:  # (a read cut short may look like a short answer)
+            if call.cut_down and response.length != 0:
+                # Cut short (a read ended by the shutdown looks like a short answer); an
+                # answer read whole just before the deadline stands.
                 raise TimeoutError("timed out")
         except (OSError, http.client.HTTPException, ValueError) as exc:
             why = network_reason(exc) if isinstance(exc, OSError) else type(exc).__name__

@@ -117,10 +117,13 @@ class Streams:
         if not isinstance(subscription_id, str) or not subscription_id:
             raise TypeError("subscription_id must be a non-empty str")
         self._end(self._registry.find(ids=[subscription_id]))
-        response = self._outbound.request({**(fields or {}), "forget": subscription_id}, timeout)
-        # (Only now: had the call failed, a stray update would still get the stream forgotten.)
         self._registry.mark_forgotten([subscription_id])
-        return response
+        try:
+            return self._outbound.request({**(fields or {}), "forget": subscription_id}, timeout)
+        except BaseException:
+            # Not forgotten after all: a stray update of it may get its own forget sent.
+            self._registry.unmark_forgotten([subscription_id])
+            raise
 
     def forget_all(
         self,
@@ -132,9 +135,16 @@ class Streams:
         those the server names; returns the whole response."""
         if not stream_types or not all(isinstance(t, str) and t for t in stream_types):
             raise ValueError("forget_all() takes one or more stream type names")
-        self._end(self._registry.find(types=stream_types))
+        local = self._registry.find(types=stream_types)
+        known = [s.id for s in local if s.id is not None]
+        self._end(local)
+        self._registry.mark_forgotten(known)
         value: str | list[str] = stream_types[0] if len(stream_types) == 1 else list(stream_types)
-        response = self._outbound.request({**(fields or {}), "forget_all": value}, timeout)
+        try:
+            response = self._outbound.request({**(fields or {}), "forget_all": value}, timeout)
+        except BaseException:
+            self._registry.unmark_forgotten(known)
+            raise
         ids = [i for i in response.get("forget_all") or [] if isinstance(i, str)]
         self._registry.mark_forgotten(ids)
         self._end(self._registry.find(ids=ids))
@@ -169,7 +179,10 @@ class Streams:
         waits = []
         for stream in self._registry.streams():
             if stream.request is None:  # a creating call whose creation is not known
-                failure = ConnectionClosedError("the stream cannot be followed after a reconnect")
+                failure = ConnectionClosedError(
+                    "the connection dropped before the first answer to the call that started "
+                    "this stream (e.g. buy): it may have been executed, and is not sent again"
+                )
                 self.post_ended(self._registry.end(stream, failure))
                 continue
             entry, body = self._outbound.register(link, stream.request)

@@ -167,6 +167,9 @@ class _Recent:
     def __contains__(self, item: object) -> bool:
         return item in self._items
 
+    def discard(self, item: Any) -> None:
+        self._items.pop(item, None)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -283,17 +286,36 @@ class SubscriptionRegistry:
             with self._lock:
                 stream.id = sub_id
                 stream.error = None
-                if stream.creates and stream.request is not None:
-                    # Never sent again: a reconnect follows what it created instead (a
-                    # read-only call, sent as it is from then on).
-                    stream.request = follow_up(stream.request, message)
-                    stream.creates = False
+                followed = stream.creates and stream.request is not None
+                if followed:
+                    self._follow(stream, message)
                 stream.started = stream.answered = True
                 stream.first.set()
+                if followed:
+                    # (Its reply, e.g. ``buy``'s, is not what a joiner of the followed
+                    # stream expects: no replay until the stream's first update.)
+                    stream.seq += 1
+                    return stream.subs, stream.seq
         seq = stream.seq + 1
         stream.seq = seq
         stream.latest = (seq, message)
         return stream.subs, seq
+
+    def _follow(self, stream: Stream, reply: dict[str, Any]) -> None:
+        """A creating call's first reply: from now on the stream is the read-only call that
+        follows what it created (never sent again; see ``protocol.follow_up``), under that
+        call's key, so that the same subscription made by the user shares it rather than
+        clashing with it after a reconnect (call with the lock held)."""
+        assert stream.request is not None
+        stream.request = follow_up(stream.request, reply)
+        stream.creates = False
+        if stream.request is None:
+            return
+        key = stream_key(stream.request)
+        if key not in self._by_key and self._by_key.get(stream.key) is stream:
+            del self._by_key[stream.key]
+            stream.key = key
+            self._by_key[key] = stream
 
     def end(self, stream: Stream, error: BaseException | None = None) -> list[Subscription]:
         """Ends ``stream`` locally (no forget is sent) with ``error`` (None: a normal end).
@@ -347,10 +369,17 @@ class SubscriptionRegistry:
             return True
 
     def mark_forgotten(self, ids: Iterable[str]) -> None:
-        """Remembers server ids forgotten by an explicit ``forget``/``forget_all``."""
+        """Remembers server ids forgotten by an explicit ``forget``/``forget_all`` (before it
+        is sent: a stray update meanwhile must not send a second one)."""
         with self._lock:
             for sub_id in ids:
                 self._forgotten_ids.add(sub_id)
+
+    def unmark_forgotten(self, ids: Iterable[str]) -> None:
+        """That ``forget`` failed: a stray update of those ids may send its own again."""
+        with self._lock:
+            for sub_id in ids:
+                self._forgotten_ids.discard(sub_id)
 
     def unbind_all(self) -> None:
         """The link dropped: forgets every routing; live streams wait to be re-subscribed."""
@@ -361,6 +390,10 @@ class SubscriptionRegistry:
                 stream.req_id = None
                 stream.answered = False
                 stream.first.clear()
+                if stream.creates:
+                    # Its first answer never came: it may have been executed, and it must
+                    # never be sent again (that would buy again). The restore ends it.
+                    stream.request = None
 
     def close(self, error: BaseException | None) -> list[Subscription]:
         """Ends every stream (the connection ended for good); nothing can join afterwards.

@@ -356,3 +356,38 @@ def test_join_racing_the_last_release_gets_a_live_handle(reg: SubscriptionRegist
         stop.set()
         worker.join(10)
     assert dead == []
+
+
+BUY = {"buy": "1", "price": 10, "parameters": {"amount": 10}, "subscribe": 1}
+BUY_REPLY = {"msg_type": "buy", "buy": {"contract_id": 42}, "subscription": {"id": "b1"}}
+POC = {"proposal_open_contract": 1, "contract_id": 42, "subscribe": 1}
+
+
+def test_a_buy_without_its_first_reply_is_never_sent_again(reg: SubscriptionRegistry) -> None:
+    # Regression: a drop before the buy's answer left the buy as the stream's request, and the
+    # restore sent it again (a second contract) while the caller was told it had failed.
+    sub, new, _ = join(reg, BUY)
+    (stream,) = reg.streams()
+    assert new and stream.request is not None
+    reg.bind(stream, 3)
+    reg.unbind_all()
+    assert stream.request is None  # the restore ends it instead
+    assert sub.active
+
+
+def test_a_followed_buy_is_keyed_as_what_it_follows(reg: SubscriptionRegistry) -> None:
+    # Regression: after a reconnect the followed buy and the user's own subscription of the
+    # same contract were two identical subscribes on one link: Deriv refuses the second.
+    sub, _, _ = join(reg, BUY)
+    (stream,) = reg.streams()
+    reg.bind(stream, 3)
+    reg.record(stream, BUY_REPLY, "b1")
+    assert stream.request == POC
+    own, new, replays = join(reg, POC)
+    assert not new and own._stream is stream  # shared, not a second subscribe
+    assert replays == []  # the buy's own reply is not what a contract's listener expects
+    update = {"msg_type": "proposal_open_contract", "proposal_open_contract": {"contract_id": 42}}
+    _, seq = reg.record(stream, update, "b1")
+    late, _, replays = join(reg, POC)
+    assert [m for _, m in replays] == [update] and replays.seqs == [seq]
+    assert sub.active and own.active and late.active
