@@ -8,6 +8,7 @@ handshake with an arbitrary HTTP status.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.wsserver import ScriptServer
+
+# A shell without job control starts a background job (`pytest ... &` in a script) with SIGINT
+# ignored; children inherit an ignored signal, Python then installs no KeyboardInterrupt
+# handler in them, and the tests that press Ctrl-C on a child process wait in vain. A handled
+# signal is reset to the default at exec, so with this the children see Ctrl-C as they would
+# from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _sdk_threads() -> list[threading.Thread]:
