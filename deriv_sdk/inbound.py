@@ -21,7 +21,7 @@ from .dispatch import Batch, Dispatcher
 from .errors import APIError
 from .events import ErrorEvent, ListenerRegistry, MessageEvent
 from .frames import OP_CLOSE, encode_close_payload
-from .link import Link
+from .link import CLOSE_FLUSH_TIMEOUT, Link
 from .outbound import Outbound, log_failed_forget
 from .pending import Pending
 from .protocol import Kind, classify, loads
@@ -249,8 +249,10 @@ class Router:
             refusal = self._outbound.api_error(data)
             if self._session.refused(refusal):
                 self.error(refusal, batch)
-                # A close frame if it goes out at once (never blocking), then the socket.
+                # A close frame, then the socket. A sender holding the send lock sends the
+                # frame after its own: wait for that (briefly) before the shutdown.
                 link.post(OP_CLOSE, encode_close_payload(1000, "InvalidAppID"))
+                link.flush(CLOSE_FLUSH_TIMEOUT)
                 link.abort(f"refused by Deriv: {refusal.code}")
 
     def _stream_message(

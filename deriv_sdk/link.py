@@ -27,6 +27,7 @@ logger = logging.getLogger("deriv_sdk.link")
 _CONTROL_AFTER_CLOSE = (OP_PING, OP_PONG)
 RECV_SIZE = 256 * 1024
 FIRST_RECV_SIZE = 4 * 1024
+CLOSE_FLUSH_TIMEOUT = 0.5  # how long the reader tries to get its last close frame out
 
 
 def shutdown(sock: socket.socket | None) -> None:

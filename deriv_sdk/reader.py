@@ -44,13 +44,12 @@ from .frames import (
 )
 from .inbound import BAD, FULL, Router
 from .keepalive import Keepalive
-from .link import Link
+from .link import CLOSE_FLUSH_TIMEOUT, Link
 
 __all__ = ["Ending", "Reader"]
 
 logger = logging.getLogger("deriv_sdk.reader")
 
-CLOSE_FLUSH_TIMEOUT = 0.5  # how long the reader tries to get its last close frame out
 #: How long the reader may hold back a batch that is not urgent (see ``dispatch.Batch``), and
 #: how many messages such a batch may collect: ``message`` events of answers whose caller has
 #: them already are at most this late.

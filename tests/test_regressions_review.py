@@ -467,3 +467,42 @@ def test_an_invalid_app_id_ends_the_link_with_a_close_frame() -> None:
         assert conn.wait(5)
         assert wait_until(lambda: closing)
     assert closing == [(OP_CLOSE, b"\x03\xe8InvalidAppID")]
+
+
+def test_an_invalid_app_id_gets_its_close_frame_out_while_others_are_sending() -> None:
+    # Regression (a loaded run): the refusal queued its close frame behind a sender that held
+    # the send lock, then shut the socket down before that sender could flush it.
+    ends: list[list[tuple[int, bytes]]] = []
+
+    def script(peer: Peer) -> None:
+        peer.accept()
+        for _ in range(20):  # the senders are sending
+            peer.read_frame()
+        error = {"code": "InvalidAppID", "message": "Your app_id is invalid."}
+        peer.send(text({"error": error, "msg_type": "ping"}))
+        frames: list[tuple[int, bytes]] = []
+        while (got := peer.read_frame())[0] != -1:
+            frames.append(got)
+        ends.append(frames)
+
+    with RawServer(script) as server:
+        for _ in range(5):
+            conn = fast(server.url, reconnect=False)
+            events = Events(conn, ("close",))
+            conn.connect(timeout=5)
+
+            def spam(conn: Connection = conn) -> None:
+                with contextlib.suppress(Exception):
+                    while True:
+                        conn.send({"ping": 1})
+
+            senders = [threading.Thread(target=spam) for _ in range(3)]
+            for sender in senders:
+                sender.start()
+            events.wait("close")
+            for sender in senders:
+                sender.join(5)
+            conn.close()
+        assert wait_until(lambda: len(ends) == 5)
+    for frames in ends:
+        assert frames[-1] == (OP_CLOSE, b"\x03\xe8InvalidAppID"), frames[-3:]
