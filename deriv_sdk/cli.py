@@ -47,7 +47,7 @@ LOCAL_PAT = server_command.DEFAULT_PAT
 LOCAL_APP_ID = "deriv-sdk-local"  # a local server takes any non-empty Deriv-App-ID
 PROG = "deriv-sdk"
 # The options of the client commands (``serve`` refuses them: it has the server's own).
-CLIENT_OPTIONS = ("api", "account", "app_id", "endpoint", "url", "local", "timeout")
+CLIENT_OPTIONS = ("api", "account", "app_id", "endpoint", "url", "rest_url", "local", "timeout")
 
 
 class UsageError(Exception):
@@ -83,6 +83,7 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--app-id", help="Deriv app id (default $DERIV_APP_ID; v3: else 1089)")
     group.add_argument("--endpoint", help=f"host (ws.derivws.com; new API: {OPTIONS_HOST})")
     group.add_argument("--url", help="the whole ws:// or wss:// URL (new API: the public socket)")
+    group.add_argument("--rest-url", help="new API: the REST base URL (https://ENDPOINT)")
     group.add_argument("--local", action="store_true", help="use a LocalServer in-process")
     group.add_argument("--timeout", type=float, help="seconds to connect, and per request (10)")
     return common
@@ -239,11 +240,13 @@ def _checked(args: argparse.Namespace) -> tuple[str, bool, float]:
     """``(api, local, timeout)`` after the checks that every client command shares."""
     api = str(_opt(args, "api", "legacy"))
     local = bool(_opt(args, "local", False))
-    for name in ("url", "endpoint"):
+    for name in ("url", "endpoint", "rest_url"):
         if local and _opt(args, name) is not None:
-            raise UsageError(f"--{name} and --local cannot be used together")
+            raise UsageError(f"--{name.replace('_', '-')} and --local cannot be used together")
     if api != "options" and _opt(args, "account") is not None:
         raise UsageError("--account is an account of the new API: add --api options")
+    if api != "options" and _opt(args, "rest_url") is not None:
+        raise UsageError("--rest-url is the new API's REST base URL: add --api options")
     timeout = float(_opt(args, "timeout", DEFAULT_TIMEOUT))
     if not timeout > 0:
         raise UsageError("--timeout must be > 0")
@@ -256,7 +259,7 @@ def _rest_client(
     """The REST client of the new API: the PAT of ``DERIV_TOKEN``, the app id of
     ``--app-id``/``DERIV_APP_ID`` (with ``--local``: ``test-pat`` and any app id)."""
     if _opt(args, "url") is not None:
-        raise UsageError("--url is the public socket's URL; for REST calls use --endpoint HOST")
+        raise UsageError("--url is the public socket's; for REST use --rest-url or --endpoint")
     pat = os.environ.get("DERIV_TOKEN") or (LOCAL_PAT if server else None)
     if not pat:
         raise UsageError("set DERIV_TOKEN to a Personal Access Token (PAT) of the new API")
@@ -265,7 +268,8 @@ def _rest_client(
     )
     if not app_id:
         raise UsageError("the new API needs your app id: --app-id ID or DERIV_APP_ID")
-    base_url = server.rest_url if server else f"https://{_opt(args, 'endpoint') or OPTIONS_HOST}"
+    host = _opt(args, "endpoint") or OPTIONS_HOST
+    base_url = server.rest_url if server else _opt(args, "rest_url") or f"https://{host}"
     try:
         return RestClient(app_id, pat, base_url=base_url, timeout=timeout)
     except ValueError as exc:

@@ -173,6 +173,7 @@ class RestClient:
         self._secure = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port
+        self._where = parts.netloc.rpartition("@")[2]  # host[:port], never a userinfo
         self._prefix = parts.path.rstrip("/")
         self._context = ssl_context
 
@@ -312,9 +313,9 @@ class RestClient:
                 aborted = cancel is not None and cancel.aborted
                 why = "aborted by close()" if aborted else f"timed out after {seconds:g}s"
             # (from None: a header error's text would show the token)
-            raise ConnectError(f"cannot reach {self._host}: {why} ({method} {_shown(path)})") from (
-                exc if isinstance(exc, OSError) else None
-            )
+            raise ConnectError(
+                f"cannot reach {self._where}: {why} ({method} {_shown(path)})"
+            ) from (exc if isinstance(exc, OSError) else None)
         finally:
             watchdog.cancel()
             if watchdog.is_alive():

@@ -369,6 +369,20 @@ def test_options_local_accounts(capsys: Any, monkeypatch: pytest.MonkeyPatch) ->
     assert account["account_type"] == "demo" and account["balance"] == 10000
 
 
+def test_rest_url_reaches_the_rest_of_a_server_of_yours(
+    deriv_server: LocalServer, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--rest-url``: the REST base URL that ``deriv-sdk serve`` prints (plain http)."""
+    monkeypatch.setenv("DERIV_TOKEN", "test-pat")
+    base = ["--api", "options", "--app-id", "my-app", "--rest-url", deriv_server.rest_url]
+    code, out, err = run(capsys, *base, "accounts")
+    assert code == 0 and err == [] and re.fullmatch(ACCOUNT_LINE, out[0]), (out, err)
+    account = out[0].split()[0]
+    code, out, err = run(capsys, *base, "--account", account, "call", '{"balance": 1}')
+    assert code == 0 and json.loads(out[0])["balance"]["loginid"] == account, err
+    assert [h["otp"] is not None for h in deriv_server.handshakes] == [True]
+
+
 def test_options_local_pat_from_deriv_token(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """With --local the server accepts DERIV_TOKEN as the PAT: its own demo account."""
     code, out, _ = run(capsys, "--api", "options", "--local", "accounts")
@@ -436,10 +450,12 @@ def test_exit_3_options_server_unreachable(capsys: Any, monkeypatch: pytest.Monk
         [*base, "--endpoint", endpoint, "accounts"],
         [*base, "--endpoint", endpoint, "--account", "DOT12345678", "time"],
         [*base, "--url", f"ws://{endpoint}/trading/v1/options/ws/public", "time"],
+        [*base, "--rest-url", f"http://{endpoint}", "accounts"],
     ):
         code, out, err = run(capsys, *argv)
         assert code == 3 and out == [], argv
         assert len(err) == 1 and err[0].startswith("error: ConnectError: "), (argv, err)
+        assert endpoint in err[0], err  # the port too
         assert "some-pat" not in err[0]
 
 
@@ -454,7 +470,14 @@ def test_exit_3_options_server_unreachable(capsys: Any, monkeypatch: pytest.Monk
         (
             ["--api", "options", "--url", "ws://127.0.0.1:1/", "--account", "X", "time"],
             {"DERIV_TOKEN": "p", "DERIV_APP_ID": "a"},
-            "use --endpoint HOST",
+            "use --rest-url or --endpoint",
+        ),
+        (["--rest-url", "http://127.0.0.1:1", "time"], {}, "add --api options"),
+        (["--api", "options", "--local", "--rest-url", "http://h", "time"], {}, "cannot be used"),
+        (
+            ["--api", "options", "--rest-url", "ws://127.0.0.1:1", "accounts"],
+            {"DERIV_TOKEN": "p", "DERIV_APP_ID": "a"},
+            "http:// or https://",
         ),
         (["--api", "options", "--local", "--endpoint", "h", "time"], {}, "cannot be used"),
         (["--api", "options", "--local", "--account", "X", "accounts"], {}, "drop --account"),

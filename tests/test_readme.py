@@ -74,6 +74,10 @@ def test_the_python_port_of_the_guide_is_the_example() -> None:
     (guide,) = [code for code in PYTHON if "conn.send({" in code]
     for needle in (
         'conn.on("open", lambda event: conn.send({"ping": 1}))',
+        'print("received:", event.data)',
+        'if event.msg_type == "ping":',
+        'conn.on("close", lambda event: print("closed:", event.code, event.was_clean))',
+        'conn.on("error", lambda event: print("error:", event.message))',
         "conn.connect()",
         "conn.wait()",
     ):
