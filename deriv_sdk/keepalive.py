@@ -9,6 +9,12 @@ Only one timer exists at a time: the interval timer sends the ping and becomes t
 deadline timer; the pong (reported by the reader thread, never by the dispatch thread, so
 a slow listener cannot delay it) schedules the next ping. Every timer carries the
 generation it was started in, so a stale timer that fires after ``stop()`` does nothing.
+
+Back-pressure (``pause()``/``resume()``): while the reader does not read, pings still go out
+every interval (the server must not see an idle link), but no ping is judged: its answer may
+be waiting, unread, behind the backlog, and a link that keeps the reader busy is alive. A
+deadline that passes when reading has paused since its ping went out sends the next ping
+instead; the first ping sent while reading, and timed out with no pause since, decides.
 """
 
 from __future__ import annotations
@@ -67,7 +73,9 @@ class Keepalive:
         self._sent_at = 0.0
         self._awaiting = False
         self._context: Any = None
-        self._due = 0.0  # when the next ping is due (monotonic), kept across a pause
+        self._paused = False  # the reader is not reading (back-pressure)
+        self._pauses = 0  # how many times it paused
+        self._judged_from = 0  # the value of _pauses when the awaited ping went out
 
     def start(self, context: Any = None) -> None:
         """Starts pinging ``context`` (first ping after one interval); restarts if running."""
@@ -76,6 +84,7 @@ class Keepalive:
             self._gen += 1
             self._running = True
             self._awaiting = False
+            self._paused = False
             old = self._timer
             self._schedule(self.interval, self._tick, self._gen)
         if old is not None:
@@ -97,35 +106,22 @@ class Keepalive:
                 timer.join(5.0)
 
     def pause(self) -> None:
-        """Stops pinging without joining (safe from the reader thread, whatever the timer
-        threads are doing): the reader stopped reading on purpose (back-pressure), so an
-        answer could not be seen. ``resume()`` goes on where it stopped."""
+        """The reader stopped reading on purpose (back-pressure): an answer cannot be seen
+        until ``resume()``, so no ping is judged meanwhile; pings still go out. Never blocks
+        (safe from the reader thread)."""
         with self._lock:
-            self._gen += 1
-            self._running = False
-            if self._awaiting:
-                self._due = time.monotonic()  # a ping was in flight: ping again on resume
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+            self._paused = True
+            self._pauses += 1
 
     def resume(self, context: Any = None) -> None:
-        """After ``pause()``: the next ping goes out when it was due (at once if that has
-        passed), so that pauses, however frequent, never starve the pings."""
+        """The reader reads again (after ``pause()``)."""
         with self._lock:
-            self._context = context
-            self._gen += 1
-            self._running = True
-            self._awaiting = False
-            old = self._timer
-            self._schedule(max(0.0, self._due - time.monotonic()), self._tick, self._gen)
-        if old is not None:
-            old.cancel()
+            if context is not None:
+                self._context = context
+            self._paused = False
 
     def _schedule(self, delay: float, fn: Callable[[int], None], gen: int) -> None:
         # Called with self._lock held.
-        if fn == self._tick:
-            self._due = time.monotonic() + delay
         timer = threading.Timer(delay, fn, args=(gen,))
         timer.name = self._name
         timer.daemon = True  # never keeps the interpreter alive; stop() joins it anyway
@@ -141,6 +137,9 @@ class Keepalive:
             self._sent_at = time.monotonic()
             # With no timeout, answers are not awaited: the pings just go on.
             self._awaiting = self.timeout is not None
+            # A ping sent while reading is paused is never judged (its answer may be read
+            # long after); the first one sent while reading is.
+            self._judged_from = -1 if self._paused else self._pauses
             if self.timeout is not None:
                 # Armed before sending: a send that blocks (a peer that stopped reading)
                 # counts against the deadline too.
@@ -177,6 +176,12 @@ class Keepalive:
     def _deadline(self, gen: int) -> None:
         with self._lock:
             if gen != self._gen or not self._running or not self._awaiting:
+                return
+            if self._paused or self._pauses != self._judged_from:
+                # Reading paused since this ping went out: its answer may be unread behind
+                # the backlog. Not judged; the next ping goes out when due, and is judged.
+                delay = max(0.0, self.interval - (time.monotonic() - self._sent_at))
+                self._schedule(delay, self._tick, gen)
                 return
             self._running = False
             self._timer = None

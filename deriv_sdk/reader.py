@@ -19,7 +19,7 @@ RFC 6455, exactly:
 The reader never blocks on a send: its pongs, close frames and ``forget`` requests go
 through ``Link.post``. Back-pressure: when the dispatch queue holds ``max_queue`` messages,
 the reader stops reading (TCP pushes back on the server) until half have run, with the
-keepalive paused meanwhile (no answer can be read, so none must be awaited).
+keepalive told (its pings go on, but none is judged while its answer may be unread).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Reader:
     Args:
         router: Routes decoded messages.
         dispatcher: Receives each read's batch; says when to pause.
-        keepalive: Paused while reading is (None: no keepalive).
+        keepalive: Told when reading pauses and resumes (None: no keepalive).
         stop: Set by ``close()``: ends a pause.
     """
 

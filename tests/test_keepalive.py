@@ -346,14 +346,44 @@ def test_timeout_none_awaits_no_answer(made: list[Keepalive]) -> None:
     assert [seen.get(timeout=WAIT) for _ in range(3)] == [None, None, None]
 
 
-def test_pause_cancels_the_deadline_and_start_resumes(made: list[Keepalive]) -> None:
+def test_a_paused_reader_keeps_the_pings_going_and_is_never_judged(made: list[Keepalive]) -> None:
+    # Back-pressure: while the reader does not read, an answer cannot be seen; the link is not
+    # declared dead, but the pings go on (the server must not see an idle link).
     ping, dead = FakePing(), Dead()
     ka = make(made, 0.02, 0.05, ping, dead)
     ka.start()
     ping.next()  # sent, never answered: the deadline is armed
     ka.pause()  # the reader paused reading: the answer could not be seen
-    time.sleep(0.15)  # only to show that nothing happens
-    assert dead.calls == 0 and ping.count == 1
+    for _ in range(4):
+        ping.next()  # the pings go on, unanswered (sent while paused: never judged)
+    assert dead.calls == 0
+    ka.resume()
+    # The first ping sent while reading, unanswered with no pause since, decides.
+    assert dead.event.wait(WAIT)
+    assert dead.calls == 1 and ping.count >= 6
+
+
+def test_pauses_faster_than_a_timer_starts_never_starve_the_pings(made: list[Keepalive]) -> None:
+    # Regression (a loaded run): resume() scheduled the overdue ping on a new timer thread,
+    # and the reader's next pause, a moment later, cancelled it before it ran: under
+    # sustained back-pressure no ping went out for seconds.
+    ping, dead = FakePing(), Dead()
+    ka = make(made, 0.02, 0.05, ping, dead)
     ka.start()
-    ping.next()()  # pinging again after one interval
-    ping.next()
+    stop = threading.Event()
+
+    def reader() -> None:  # a batch fills the queue again at once: pause right after resume
+        while not stop.is_set():
+            ka.pause()
+            stop.wait(0.002)  # (the listeners drain half the queue)
+            ka.resume()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(10):
+            ping.next()  # unanswered: the answers are behind the backlog
+        assert dead.calls == 0
+    finally:
+        stop.set()
+        thread.join(WAIT)
