@@ -5,10 +5,9 @@ Subcommands: ``ping``, ``time``, ``ticks SYMBOL``, ``call JSON``, ``accounts`` (
 subcommand. The token comes from ``DERIV_TOKEN``, never from the command line (the shell's
 history): a v3 token with ``--api legacy`` (authorized first), a PAT with ``--api options``.
 
-Exit codes: 0 ok, 1 refused by Deriv (an API error, or a REST error, also one that ended the
-connection), 2 usage error, 3 connection error (could not connect, closed, no answer in
-time): one line on stderr, never a traceback. ``-v`` logs only ``deriv_sdk.*`` records, with
-any token, PAT or one-time password shown as ``<redacted>``.
+Exit codes: 0 ok, 1 refused by Deriv (an API or REST error, also one that ended the link), 2
+usage error, 3 connection error (could not connect, closed, no answer in time): one line on
+stderr, never a traceback. ``-v`` logs only ``deriv_sdk.*``, secrets shown as ``<redacted>``.
 """
 
 from __future__ import annotations
@@ -240,13 +239,14 @@ def _checked(args: argparse.Namespace) -> tuple[str, bool, float]:
     """``(api, local, timeout)`` after the checks that every client command shares."""
     api = str(_opt(args, "api", "legacy"))
     local = bool(_opt(args, "local", False))
-    for name in ("url", "endpoint", "rest_url"):
-        if local and _opt(args, name) is not None:
-            raise UsageError(f"--{name.replace('_', '-')} and --local cannot be used together")
+    given = [name for name in ("url", "endpoint", "rest_url") if _opt(args, name) is not None]
+    if local and given:
+        raise UsageError(f"--{given[0].replace('_', '-')} and --local cannot be used together")
     if api != "options" and _opt(args, "account") is not None:
         raise UsageError("--account is an account of the new API: add --api options")
-    if api != "options" and _opt(args, "rest_url") is not None:
-        raise UsageError("--rest-url is the new API's REST base URL: add --api options")
+    rest = api == "options" and (args.command == "accounts" or _opt(args, "account") is not None)
+    if "rest_url" in given and (not rest or "endpoint" in given):
+        raise UsageError("--rest-url: for accounts or --account (--api options), not --endpoint")
     timeout = float(_opt(args, "timeout", DEFAULT_TIMEOUT))
     if not timeout > 0:
         raise UsageError("--timeout must be > 0")

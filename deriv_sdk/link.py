@@ -83,10 +83,12 @@ class Link:
         frame = encode_frame(opcode, payload)
         try:
             with self._send_lock:
-                if self.close_sent:  # RFC 6455 5.5.1: nothing after our close frame
-                    raise ConnectionClosedError("the connection is closing")
                 while self._deferred:  # older frames first
                     self._sock.sendall(self._deferred.popleft())
+                # Checked after them: one of them may be our close frame, and nothing may
+                # follow it (RFC 6455 5.5.1); one queued from now on goes out after ours.
+                if self.close_sent:
+                    raise ConnectionClosedError("the connection is closing")
                 self._sock.sendall(frame)
         except (OSError, ValueError) as exc:
             raise ConnectionClosedError(f"send failed: {exc}") from exc
@@ -145,6 +147,11 @@ class Link:
                 _writable(self._sock, min(left, 0.05))
             else:
                 time.sleep(0.005)  # another sender holds the lock and will flush after it
+        # An empty queue: a sender may have taken the last frame off it and still be sending
+        # it; wait for that (the send lock) too, so that a shutdown after this cannot cut it.
+        left = deadline - time.monotonic()
+        if left > 0 and self._send_lock.acquire(timeout=left):
+            self._send_lock.release()
 
     def readable(self, timeout: float) -> bool:
         """Reader thread: True as soon as the socket is readable, False after ``timeout``."""

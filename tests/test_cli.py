@@ -472,7 +472,13 @@ def test_exit_3_options_server_unreachable(capsys: Any, monkeypatch: pytest.Monk
             {"DERIV_TOKEN": "p", "DERIV_APP_ID": "a"},
             "use --rest-url or --endpoint",
         ),
-        (["--rest-url", "http://127.0.0.1:1", "time"], {}, "add --api options"),
+        (["--rest-url", "http://127.0.0.1:1", "accounts"], {}, "for accounts or --account"),
+        (["--api", "options", "--rest-url", "http://h", "time"], {}, "for accounts or --account"),
+        (
+            ["--api", "options", "--rest-url", "http://h", "--endpoint", "h", "accounts"],
+            {},
+            "not --endpoint",
+        ),
         (["--api", "options", "--local", "--rest-url", "http://h", "time"], {}, "cannot be used"),
         (
             ["--api", "options", "--rest-url", "ws://127.0.0.1:1", "accounts"],

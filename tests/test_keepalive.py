@@ -164,12 +164,12 @@ def test_stale_timers_after_stop_do_nothing(made: list[Keepalive]) -> None:
     ping, dead = FakePing(), Dead()
     ka = make(made, 10.0, 10.0, ping, dead)
     ka.start()
-    gen = ka._gen
+    gen, token = ka._gen, ka._token
     ka.stop()
     # What a timer that had already fired would run, after stop():
-    ka._tick(gen)
-    ka._deadline(gen)
-    ka._answered(gen)
+    ka._tick(token)
+    ka._deadline(token)
+    ka._answered(gen, 0)
     assert ping.count == 0
     assert dead.calls == 0
     assert ka._timer is None
@@ -180,9 +180,9 @@ def test_stale_timer_after_restart_does_nothing(made: list[Keepalive]) -> None:
     ping, dead = FakePing(), Dead()
     ka = make(made, 10.0, 10.0, ping, dead)
     ka.start()
-    old_gen = ka._gen
+    old_token = ka._token
     ka.start()  # restart: a new generation
-    ka._tick(old_gen)
+    ka._tick(old_token)
     assert ping.count == 0
     ka.stop()
 
@@ -381,9 +381,79 @@ def test_pauses_faster_than_a_timer_starts_never_starve_the_pings(made: list[Kee
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        for _ in range(10):
-            ping.next()  # unanswered: the answers are behind the backlog
-        assert dead.calls == 0
+        time.sleep(2.0)  # (the pings meanwhile: one per max(interval, timeout) = 0.05 s)
+        # Not a speed figure: ~40 are due; before the fix 2 to 8 per second went out.
+        assert ping.count >= 20 and dead.calls == 0, ping.count
     finally:
         stop.set()
         thread.join(WAIT)
+
+
+def test_a_replaced_timer_that_already_fired_does_nothing(made: list[Keepalive]) -> None:
+    # Only the newest timer acts: a deadline that fired just as the answer replaced it
+    # (waiting for the lock meanwhile) must not judge, nor start a second chain of pings.
+    ping, dead = FakePing(), Dead()
+    ka = make(made, 10.0, 10.0, ping, dead)  # nothing fires by itself during the test
+    ka.start()
+    ka._tick(ka._token)  # the first ping, as its timer would send it
+    deadline = ka._token
+    ping.next()()  # answered: the next ping is scheduled, the deadline replaced
+    ka._deadline(deadline)
+    ka._tick(deadline)
+    assert ping.count == 1 and dead.calls == 0
+
+
+def test_only_the_newest_pings_answer_counts(made: list[Keepalive]) -> None:
+    # Under back-pressure a second ping may go out before the first one's answer is read;
+    # that late answer says nothing about the second ping, which is judged on its own.
+    ping, dead = FakePing(), Dead()
+    ka = make(made, 10.0, 10.0, ping, dead)  # the test fires the timers itself
+    ka.start()
+    ka._tick(ka._token)
+    first = ping.next()
+    ka.pause()
+    ka._deadline(ka._token)  # not judged (paused): the next ping is scheduled instead
+    ka.resume()
+    ka._tick(ka._token)
+    ping.next()  # the second ping, never answered
+    first()  # the first one's late answer
+    ka._deadline(ka._token)
+    assert dead.calls == 1
+
+
+class BlockedPing(FakePing):
+    """A send that blocks until ``release`` is set (a peer that stopped reading)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, context: object, on_answer: Callable[[], None] | None) -> bool:
+        sent = super().__call__(context, on_answer)
+        self.release.wait(WAIT)
+        return sent
+
+
+def test_a_blocked_ping_send_while_paused_piles_up_nothing(made: list[Keepalive]) -> None:
+    # Both directions stuck (our reader paused, the peer not reading our pings): no new ping
+    # may go out behind the blocked one (a blocked timer thread each); once reading again,
+    # the link is judged.
+    ping, dead = BlockedPing(), Dead()
+    ka = make(made, 10.0, 10.0, ping, dead)  # the test fires the timers itself
+    ka.start()
+    ka.pause()
+    sender = threading.Thread(target=ka._tick, args=(ka._token,))
+    sender.start()
+    try:
+        ping.next()  # sent while paused, and blocked
+        for _ in range(3):
+            ka._deadline(ka._token)  # paused: postponed, no new ping
+        assert ping.count == 1 and dead.calls == 0
+        ka.resume()
+        ka._deadline(ka._token)  # reading again: the judgement starts now
+        assert dead.calls == 0
+        ka._deadline(ka._token)  # a whole timeout while reading, still blocked: dead
+        assert dead.calls == 1 and ping.count == 1
+    finally:
+        ping.release.set()
+        sender.join(WAIT)

@@ -29,7 +29,7 @@ from deriv_sdk import (
     RestClient,
 )
 from deriv_sdk.testing import LocalServer
-from tests.rawserver import OP_CLOSE, OP_TEXT, Peer, RawServer, frame, text
+from tests.rawserver import OP_CLOSE, OP_PING, OP_TEXT, Peer, RawServer, frame, text
 from tests.support import Events, Recorder, sdk_threads
 from tests.wsserver import wait_until
 
@@ -506,3 +506,42 @@ def test_an_invalid_app_id_gets_its_close_frame_out_while_others_are_sending() -
         assert wait_until(lambda: len(ends) == 5)
     for frames in ends:
         assert frames[-1] == (OP_CLOSE, b"\x03\xe8InvalidAppID"), frames[-3:]
+
+
+def test_no_data_frame_follows_the_echo_of_a_servers_close_frame() -> None:
+    # RFC 6455 5.5.1, when the server closes: our echo is queued by the reader while senders
+    # may be sending queued pongs; a sender must never send its data frame after the echo.
+    ends: list[list[int]] = []
+
+    def script(peer: Peer) -> None:
+        peer.accept()
+        for _ in range(20):  # the senders are sending
+            peer.read_frame()
+        for _ in range(20):  # pongs get queued behind the senders' frames
+            peer.send(frame(OP_PING, b"x"))
+        peer.send(frame(OP_CLOSE, b"\x03\xe8"))
+        ops: list[int] = []
+        while (op := peer.read_frame()[0]) != -1:
+            ops.append(op)
+        ends.append(ops)
+
+    with RawServer(script) as server:
+        for _ in range(5):
+            conn = fast(server.url, reconnect=False)
+            events = Events(conn, ("close",))
+            conn.connect(timeout=5)
+
+            def spam(conn: Connection = conn) -> None:
+                with contextlib.suppress(Exception):
+                    while True:
+                        conn.send({"ping": 1})
+
+            senders = [threading.Thread(target=spam) for _ in range(3)]
+            for sender in senders:
+                sender.start()
+            events.wait("close")
+            for sender in senders:
+                sender.join(5)
+        assert wait_until(lambda: len(ends) == 5)
+    for ops in ends:
+        assert OP_CLOSE in ops and OP_TEXT not in ops[ops.index(OP_CLOSE) :], ops[-5:]
