@@ -469,24 +469,13 @@ def test_an_invalid_app_id_ends_the_link_with_a_close_frame() -> None:
     assert closing == [(OP_CLOSE, b"\x03\xe8InvalidAppID")]
 
 
-def test_an_invalid_app_id_gets_its_close_frame_out_while_others_are_sending() -> None:
-    # Regression (a loaded run): the refusal queued its close frame behind a sender that held
-    # the send lock, then shut the socket down before that sender could flush it.
-    ends: list[list[tuple[int, bytes]]] = []
-
-    def script(peer: Peer) -> None:
-        peer.accept()
-        for _ in range(20):  # the senders are sending
-            peer.read_frame()
-        error = {"code": "InvalidAppID", "message": "Your app_id is invalid."}
-        peer.send(text({"error": error, "msg_type": "ping"}))
-        frames: list[tuple[int, bytes]] = []
-        while (got := peer.read_frame())[0] != -1:
-            frames.append(got)
-        ends.append(frames)
-
+def _sending_until_the_server_ends_it(
+    script: Any, runs: int, received: list[list[tuple[int, bytes]]]
+) -> list[list[tuple[int, bytes]]]:
+    """``runs`` connections, each with 3 threads sending pings until the connection closes
+    (``script`` ends it); returns what ``script`` put in ``received``, one list per run."""
     with RawServer(script) as server:
-        for _ in range(5):
+        for _ in range(runs):
             conn = fast(server.url, reconnect=False)
             events = Events(conn, ("close",))
             conn.connect(timeout=5)
@@ -503,15 +492,38 @@ def test_an_invalid_app_id_gets_its_close_frame_out_while_others_are_sending() -
             for sender in senders:
                 sender.join(5)
             conn.close()
-        assert wait_until(lambda: len(ends) == 5)
-    for frames in ends:
+        assert wait_until(lambda: len(received) == runs)
+    return received
+
+
+def _frames_until_eof(peer: Peer) -> list[tuple[int, bytes]]:
+    frames: list[tuple[int, bytes]] = []
+    while (got := peer.read_frame())[0] != -1:
+        frames.append(got)
+    return frames
+
+
+def test_an_invalid_app_id_gets_its_close_frame_out_while_others_are_sending() -> None:
+    # Regression (a loaded run): the refusal queued its close frame behind a sender that held
+    # the send lock, then shut the socket down before that sender could flush it.
+    ends: list[list[tuple[int, bytes]]] = []
+
+    def script(peer: Peer) -> None:
+        peer.accept()
+        for _ in range(20):  # the senders are sending
+            peer.read_frame()
+        error = {"code": "InvalidAppID", "message": "Your app_id is invalid."}
+        peer.send(text({"error": error, "msg_type": "ping"}))
+        ends.append(_frames_until_eof(peer))
+
+    for frames in _sending_until_the_server_ends_it(script, 5, ends):
         assert frames[-1] == (OP_CLOSE, b"\x03\xe8InvalidAppID"), frames[-3:]
 
 
 def test_no_data_frame_follows_the_echo_of_a_servers_close_frame() -> None:
     # RFC 6455 5.5.1, when the server closes: our echo is queued by the reader while senders
     # may be sending queued pongs; a sender must never send its data frame after the echo.
-    ends: list[list[int]] = []
+    ends: list[list[tuple[int, bytes]]] = []
 
     def script(peer: Peer) -> None:
         peer.accept()
@@ -520,28 +532,8 @@ def test_no_data_frame_follows_the_echo_of_a_servers_close_frame() -> None:
         for _ in range(20):  # pongs get queued behind the senders' frames
             peer.send(frame(OP_PING, b"x"))
         peer.send(frame(OP_CLOSE, b"\x03\xe8"))
-        ops: list[int] = []
-        while (op := peer.read_frame()[0]) != -1:
-            ops.append(op)
-        ends.append(ops)
+        ends.append(_frames_until_eof(peer))
 
-    with RawServer(script) as server:
-        for _ in range(5):
-            conn = fast(server.url, reconnect=False)
-            events = Events(conn, ("close",))
-            conn.connect(timeout=5)
-
-            def spam(conn: Connection = conn) -> None:
-                with contextlib.suppress(Exception):
-                    while True:
-                        conn.send({"ping": 1})
-
-            senders = [threading.Thread(target=spam) for _ in range(3)]
-            for sender in senders:
-                sender.start()
-            events.wait("close")
-            for sender in senders:
-                sender.join(5)
-        assert wait_until(lambda: len(ends) == 5)
-    for ops in ends:
+    for frames in _sending_until_the_server_ends_it(script, 5, ends):
+        ops = [op for op, _ in frames]
         assert OP_CLOSE in ops and OP_TEXT not in ops[ops.index(OP_CLOSE) :], ops[-5:]
