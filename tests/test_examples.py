@@ -260,6 +260,8 @@ def xvfb_display() -> Iterator[str]:
     """A private X display (Xvfb picks a free number and reports it through -displayfd)."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed: the window of tk_ticker.py is not tested here")
+    if importlib.util.find_spec("tkinter") is None:  # e.g. Debian's python3 without python3-tk
+        pytest.skip("this Python has no Tkinter: the window of tk_ticker.py is not tested here")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp"],
