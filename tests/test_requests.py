@@ -20,6 +20,7 @@ from deriv_sdk import (
     RequestTimeoutError,
 )
 from deriv_sdk.testing import LocalServer
+from tests.support import Recorder
 from tests.wsserver import ScriptServer, pong, wait_until
 
 TOKEN = "test-token"
@@ -29,25 +30,6 @@ def connect(url: str, **kwargs: Any) -> Connection:
     kwargs.setdefault("keepalive_interval", None)
     kwargs.setdefault("reconnect", False)
     return Connection(url=url, **kwargs).connect(timeout=5)
-
-
-class Inbox:
-    """A thread-safe list of messages with a bounded wait."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self.cond = threading.Condition()
-
-    def __call__(self, item: Any) -> None:
-        with self.cond:
-            self.items.append(item)
-            self.cond.notify_all()
-
-    def wait(self, count: int, timeout: float = 5.0) -> list[Any]:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: len(self.items) >= count, timeout)
-            assert ok, f"got {len(self.items)} items, expected {count}"
-            return list(self.items)
 
 
 def forgets(server: LocalServer) -> list[Any]:
@@ -208,7 +190,7 @@ def test_send_request_calls_back_once_with_answer_error_or_timeout(
     deriv_server: LocalServer,
 ) -> None:
     with connect(deriv_server.url, request_timeout=0.3) as conn:
-        inbox = Inbox()
+        inbox = Recorder()
         threads: list[str] = []
 
         def callback(result: Any) -> None:
@@ -233,7 +215,7 @@ def test_send_request_calls_back_once_with_answer_error_or_timeout(
 
 def test_request_and_subscribe_from_inside_a_listener(deriv_server: LocalServer) -> None:
     conn = Connection(url=deriv_server.url, keepalive_interval=None)
-    inbox = Inbox()
+    inbox = Recorder()
 
     def on_open(event: Any) -> None:
         inbox(conn.request({"time": 1}))
@@ -253,7 +235,7 @@ def test_request_and_subscribe_from_inside_a_listener(deriv_server: LocalServer)
 def test_subscribe_delivers_first_reply_then_ticks_in_order(deriv_server: LocalServer) -> None:
     with connect(deriv_server.url) as conn:
         payload = {"ticks": "R_100"}
-        inbox = Inbox()
+        inbox = Recorder()
         sub = conn.subscribe(payload, inbox)
         messages = inbox.wait(5)
         assert payload == {"ticks": "R_100"}
@@ -275,7 +257,7 @@ def test_subscribe_delivers_first_reply_then_ticks_in_order(deriv_server: LocalS
 
 def test_identical_subscriptions_share_one_server_stream(deriv_server: LocalServer) -> None:
     with connect(deriv_server.url) as conn:
-        a, b = Inbox(), Inbox()
+        a, b = Recorder(), Recorder()
         sub_a = conn.subscribe({"ticks": "R_100"}, a)
         sub_b = conn.subscribe({"ticks": "R_100", "passthrough": {"x": 1}}, b)
         assert sub_a.id == sub_b.id
@@ -293,7 +275,7 @@ def test_identical_subscriptions_share_one_server_stream(deriv_server: LocalServ
 
 def test_a_refused_subscription_raises_and_leaves_nothing(deriv_server: LocalServer) -> None:
     with connect(deriv_server.url) as conn:
-        inbox = Inbox()
+        inbox = Recorder()
         started = time.monotonic()
         with pytest.raises(APIError) as info:
             conn.subscribe({"ticks": "NOPE"}, inbox)
@@ -350,7 +332,7 @@ def test_a_stream_that_ends_on_the_server_ends_the_subscription(
             }
         )
         contract_id = bought["buy"]["contract_id"]
-        inbox = Inbox()
+        inbox = Recorder()
         done = threading.Event()
 
         def follow(msg: dict[str, Any]) -> None:
@@ -376,7 +358,7 @@ def test_an_error_on_a_running_stream_ends_it_with_an_error_event(
 
     script_server.handler = script
     conn = connect(script_server.url)
-    errors = Inbox()
+    errors = Recorder()
     conn.on("error", errors)
     sub = conn.subscribe({"ticks": "R_100"}, lambda m: None)
     (event,) = errors.wait(1)
@@ -396,7 +378,7 @@ def test_messages_without_our_req_id_reach_only_message_listeners(
 
     script_server.handler = script
     conn = connect(script_server.url)
-    messages, stream = Inbox(), Inbox()
+    messages, stream = Recorder(), Recorder()
     conn.on("message", lambda event: messages(event.data))
     conn.send_request({"ping": 1}, stream)
     got = messages.wait(3)

@@ -15,31 +15,17 @@ from websockets.sync.client import connect
 
 from deriv_sdk.testing import LocalServer
 from deriv_sdk.testing.pats import derive_account_id
-
-try:
-    from tests.server_helpers import (
-        PAT,
-        TOKEN,
-        Client,
-        OptionsClient,
-        Rest,
-        assert_rest_valid,
-        assert_valid,
-        demo_client,
-        options_server,
-    )
-except ImportError:  # tests/ is not a package
-    from server_helpers import (  # type: ignore[no-redef]
-        PAT,
-        TOKEN,
-        Client,
-        OptionsClient,
-        Rest,
-        assert_rest_valid,
-        assert_valid,
-        demo_client,
-        options_server,
-    )
+from tests.server_helpers import (
+    PAT,
+    TOKEN,
+    Client,
+    OptionsClient,
+    Rest,
+    assert_rest_valid,
+    assert_valid,
+    demo_client,
+    options_server,
+)
 
 __all__ = ["options_server"]  # fixtures
 

@@ -16,29 +16,16 @@ from typing import Any
 import pytest
 
 from deriv_sdk.testing import LocalServer
-
-try:
-    from tests.server_helpers import (
-        EXAMPLE_TOKEN,
-        TOKEN,
-        Client,
-        assert_valid,
-        client,
-        envelope_validator,
-        example,
-        server,
-    )
-except ImportError:  # tests/ is not a package
-    from server_helpers import (  # type: ignore[no-redef]
-        EXAMPLE_TOKEN,
-        TOKEN,
-        Client,
-        assert_valid,
-        client,
-        envelope_validator,
-        example,
-        server,
-    )
+from tests.server_helpers import (
+    EXAMPLE_TOKEN,
+    TOKEN,
+    Client,
+    assert_valid,
+    client,
+    envelope_validator,
+    example,
+    server,
+)
 
 __all__ = ["client", "server"]  # fixtures
 

@@ -8,11 +8,7 @@ from typing import Any
 import pytest
 
 from deriv_sdk.testing import LocalServer
-
-try:
-    from tests.server_helpers import TOKEN, Client, assert_valid, client, server
-except ImportError:  # tests/ is not a package
-    from server_helpers import TOKEN, Client, assert_valid, client, server  # type: ignore[no-redef]
+from tests.server_helpers import TOKEN, Client, assert_valid, client, server
 
 __all__ = ["client", "server"]  # fixtures
 

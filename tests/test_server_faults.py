@@ -11,11 +11,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 from websockets.sync.client import connect
 
 from deriv_sdk.testing import LocalServer
-
-try:
-    from tests.server_helpers import TOKEN, Client, client, server
-except ImportError:  # tests/ is not a package
-    from server_helpers import TOKEN, Client, client, server  # type: ignore[no-redef]
+from tests.server_helpers import TOKEN, Client, client, server
 
 __all__ = ["client", "server"]  # fixtures
 

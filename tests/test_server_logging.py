@@ -11,11 +11,7 @@ import websocket
 
 from deriv_sdk.testing import LocalServer
 from deriv_sdk.testing.logs import QuietLogger
-
-try:
-    from tests.server_helpers import Client, OptionsClient, Rest
-except ImportError:  # tests/ is not a package
-    from server_helpers import Client, OptionsClient, Rest  # type: ignore[no-redef]
+from tests.server_helpers import Client, OptionsClient, Rest
 
 pytestmark = pytest.mark.timeout(30)
 

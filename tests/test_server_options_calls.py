@@ -11,27 +11,15 @@ import pytest
 
 from deriv_sdk.testing import LocalServer
 from deriv_sdk.testing.pats import derive_account_id
-
-try:
-    from tests.server_helpers import (
-        PAT,
-        Client,
-        OptionsClient,
-        assert_options_valid,
-        demo_client,
-        deriv_example,
-        options_server,
-    )
-except ImportError:  # tests/ is not a package
-    from server_helpers import (  # type: ignore[no-redef]
-        PAT,
-        Client,
-        OptionsClient,
-        assert_options_valid,
-        demo_client,
-        deriv_example,
-        options_server,
-    )
+from tests.server_helpers import (
+    PAT,
+    Client,
+    OptionsClient,
+    assert_options_valid,
+    demo_client,
+    deriv_example,
+    options_server,
+)
 
 __all__ = ["options_server"]  # fixtures
 

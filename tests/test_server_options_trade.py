@@ -10,17 +10,7 @@ import pytest
 
 from deriv_sdk.testing import LocalServer
 from deriv_sdk.testing.pats import derive_account_id
-
-try:
-    from tests.server_helpers import PAT, OptionsClient, Rest, demo_client, options_server
-except ImportError:  # tests/ is not a package
-    from server_helpers import (  # type: ignore[no-redef]
-        PAT,
-        OptionsClient,
-        Rest,
-        demo_client,
-        options_server,
-    )
+from tests.server_helpers import PAT, OptionsClient, Rest, demo_client, options_server
 
 __all__ = ["options_server"]  # fixtures
 

@@ -12,27 +12,15 @@ from websockets.sync.client import connect
 
 from deriv_sdk.testing import LocalServer
 from deriv_sdk.testing.pats import derive_account_id
-
-try:
-    from tests.server_helpers import (
-        PAT,
-        OptionsClient,
-        Rest,
-        assert_rest_valid,
-        deriv_example,
-        options_server,
-        without_timing,
-    )
-except ImportError:  # tests/ is not a package
-    from server_helpers import (  # type: ignore[no-redef]
-        PAT,
-        OptionsClient,
-        Rest,
-        assert_rest_valid,
-        deriv_example,
-        options_server,
-        without_timing,
-    )
+from tests.server_helpers import (
+    PAT,
+    OptionsClient,
+    Rest,
+    assert_rest_valid,
+    deriv_example,
+    options_server,
+    without_timing,
+)
 
 __all__ = ["options_server"]  # fixtures
 

@@ -16,29 +16,16 @@ import pytest
 
 from deriv_sdk.testing import LocalServer, front
 from deriv_sdk.testing.pats import derive_account_id
-
-try:
-    from tests.server_helpers import (
-        APP_ID,
-        PAT,
-        Rest,
-        assert_rest_valid,
-        deriv_example,
-        options_server,
-        options_validator,
-        without_timing,
-    )
-except ImportError:  # tests/ is not a package
-    from server_helpers import (  # type: ignore[no-redef]
-        APP_ID,
-        PAT,
-        Rest,
-        assert_rest_valid,
-        deriv_example,
-        options_server,
-        options_validator,
-        without_timing,
-    )
+from tests.server_helpers import (
+    APP_ID,
+    PAT,
+    Rest,
+    assert_rest_valid,
+    deriv_example,
+    options_server,
+    options_validator,
+    without_timing,
+)
 
 __all__ = ["options_server"]  # fixtures
 

@@ -6,10 +6,7 @@ from typing import Any
 
 import pytest
 
-try:
-    from tests.server_helpers import TOKEN, Client, assert_valid, client, server
-except ImportError:  # tests/ is not a package
-    from server_helpers import TOKEN, Client, assert_valid, client, server  # type: ignore[no-redef]
+from tests.server_helpers import TOKEN, Client, assert_valid, client, server
 
 __all__ = ["client", "server"]  # fixtures
 
