@@ -18,6 +18,15 @@ def sdk_threads() -> list[str]:
     ]
 
 
+def fast(url: str, **kwargs: Any) -> Connection:
+    """A Connection for tests: no keepalive, quick reconnects, 5 s requests (not connected)."""
+    kwargs.setdefault("keepalive_interval", None)
+    kwargs.setdefault("reconnect_delay", 0.02)
+    kwargs.setdefault("reconnect_max_delay", 0.1)
+    kwargs.setdefault("request_timeout", 5.0)
+    return Connection(url=url, **kwargs)
+
+
 class Recorder:
     """A callable that records what it is called with; ``wait(count)`` blocks for it."""
 

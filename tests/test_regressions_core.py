@@ -25,19 +25,11 @@ from deriv_sdk import (
 )
 from deriv_sdk.testing import LocalServer
 from tests.rawserver import SlowProxy
-from tests.support import Recorder, sdk_threads
+from tests.support import Recorder, fast, sdk_threads
 from tests.test_backpressure import Flood
 from tests.wsserver import ScriptServer, wait_until
 
 TOKEN = "test-token"
-
-
-def fast(url: str, **kwargs: Any) -> Connection:
-    kwargs.setdefault("keepalive_interval", None)
-    kwargs.setdefault("reconnect_delay", 0.02)
-    kwargs.setdefault("reconnect_max_delay", 0.1)
-    kwargs.setdefault("request_timeout", 5.0)
-    return Connection(url=url, **kwargs)
 
 
 # ----------------------------------------------------------------- requests

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from deriv_sdk.testing import LocalServer
-from tests.support import Events, Recorder
-from tests.test_regressions_review import BUY, TOKEN, contract_of, fast
+from tests.support import Events, Recorder, fast
+from tests.test_regressions_review import BUY, TOKEN, contract_of
 from tests.wsserver import wait_until
 
 

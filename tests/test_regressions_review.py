@@ -30,7 +30,7 @@ from deriv_sdk import (
 )
 from deriv_sdk.testing import LocalServer
 from tests.rawserver import OP_CLOSE, OP_PING, OP_TEXT, Peer, RawServer, frame, text
-from tests.support import Events, Recorder, sdk_threads
+from tests.support import Events, Recorder, fast, sdk_threads
 from tests.wsserver import wait_until
 
 TOKEN = "test-token"
@@ -48,14 +48,6 @@ BUY = {
         "symbol": "R_100",
     },
 }
-
-
-def fast(url: str, **kwargs: Any) -> Connection:
-    kwargs.setdefault("keepalive_interval", None)
-    kwargs.setdefault("reconnect_delay", 0.02)
-    kwargs.setdefault("reconnect_max_delay", 0.1)
-    kwargs.setdefault("request_timeout", 5.0)
-    return Connection(url=url, **kwargs)
 
 
 def contract_of(message: dict[str, Any]) -> Any:
